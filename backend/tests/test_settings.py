@@ -1,0 +1,50 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.settings import SettingsError, get_settings
+
+BACKEND = Path(__file__).resolve().parents[1]
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_PATH", "PORT", "HOST", "APP_ENV", "LOG_LEVEL", "DUCKDB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = get_settings()
+    assert settings.port == 12015 and settings.host == "127.0.0.1"
+    assert str(settings.database_path) == "data/app.db"
+    assert settings.duckdb_memory_limit == "1GB" and settings.duckdb_threads == 2
+    assert settings.load_demo_data is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("APP_ENV", "staging"),
+        ("DUCKDB_MEMORY_LIMIT", "lots"),
+        ("DUCKDB_THREADS", "0"),
+        ("LOAD_DEMO_DATA", "maybe"),
+        ("READINESS_TIMEOUT_SECONDS", "-1"),
+    ],
+)
+def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=name):
+        get_settings()
+
+
+def test_cli_exits_non_zero_on_bad_config() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "migrate"],
+        cwd=BACKEND,
+        env={"PATH": "/usr/bin:/bin", "PORT": "nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "PORT" in result.stderr
