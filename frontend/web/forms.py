@@ -1,0 +1,202 @@
+"""WTForms forms: the flight create/edit form (CSRF via Flask-WTF) and the GET filter forms.
+
+Local validation catches obvious mistakes before a backend round trip; the backend stays the
+authority and its 422 ``errors`` are mapped back onto these fields by :func:`apply_backend_errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, Form, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+MONTHS = [
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+]  # fmt: skip
+
+
+def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    """Select options from ``(value, label)`` pairs."""
+    return [SelectChoice(value=value, label=label) for value, label in pairs]
+
+
+CLOCK_MESSAGE = "Enter a clock time HHMM from 0 to 2359 with minutes below 60 (midnight is 0)."
+
+
+def is_clock_time(value: int) -> bool:
+    """True for an HHMM clock time: 0..2359 and the last two digits (minutes) below 60."""
+    return 0 <= value <= 2359 and value % 100 < 60
+
+
+def clock_time(form: Any, field: Any) -> None:
+    """WTForms validator for HHMM clock times (see :func:`is_clock_time`); None passes."""
+    if field.data is not None and not is_clock_time(field.data):
+        raise ValidationError(CLOCK_MESSAGE)
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _strip_or_none(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+class FlightForm(FlaskForm):
+    """Create/edit form for one flight. ``date`` maps to the API's ``year``/``month``/``day``.
+
+    ``carrier`` and ``origin`` choices must be set by the view from ``/airlines`` and
+    ``/airports?kind=origin``.
+    """
+
+    date = DateField("Date (scheduled departure)", validators=[InputRequired()])
+    carrier = SelectField("Carrier", validators=[DataRequired()])
+    flight = IntegerField(
+        "Flight number",
+        validators=[InputRequired(), NumberRange(min=1, message="Must be 1 or more.")],
+    )
+    tailnum = StringField(
+        "Tail number", filters=[_strip_or_none], validators=[Optional(), Length(max=10)]
+    )
+    origin = SelectField("Origin", validators=[DataRequired()])
+    dest = StringField(
+        "Destination",
+        filters=[_upper],
+        validators=[
+            DataRequired(),
+            Regexp(r"^[A-Z]{3}$", message="Enter a three-letter airport code, e.g. LAX."),
+        ],
+    )
+    sched_dep_time = IntegerField(
+        "Scheduled departure (HHMM)", validators=[InputRequired(), clock_time]
+    )
+    sched_arr_time = IntegerField(
+        "Scheduled arrival (HHMM)", validators=[InputRequired(), clock_time]
+    )
+    dep_time = IntegerField("Actual departure (HHMM)", validators=[Optional(), clock_time])
+    arr_time = IntegerField("Actual arrival (HHMM)", validators=[Optional(), clock_time])
+    dep_delay = IntegerField("Departure delay (minutes)", validators=[Optional()])
+    arr_delay = IntegerField("Arrival delay (minutes)", validators=[Optional()])
+    air_time = IntegerField(
+        "Air time (minutes)",
+        validators=[Optional(), NumberRange(min=0, message="Cannot be negative.")],
+    )
+    distance = IntegerField(
+        "Distance (miles)",
+        validators=[Optional(), NumberRange(min=0, message="Cannot be negative.")],
+    )
+
+    # Fields in the order the API names them (everything but the derived hour/minute/time_hour).
+    API_FIELDS = (
+        "year", "month", "day", "sched_dep_time", "sched_arr_time", "dep_time", "arr_time",
+        "dep_delay", "arr_delay", "carrier", "flight", "tailnum", "origin", "dest",
+        "air_time", "distance",
+    )  # fmt: skip
+
+    def to_api(self) -> dict[str, Any]:
+        """The validated data as a FlightCreate body (``year``/``month``/``day`` from ``date``)."""
+        d: date = self.date.data
+        body: dict[str, Any] = {"year": d.year, "month": d.month, "day": d.day}
+        for name in self.API_FIELDS[3:]:
+            body[name] = getattr(self, name).data
+        return body
+
+    @classmethod
+    def data_from_flight(cls, flight: Mapping[str, Any]) -> dict[str, Any]:
+        """Form data (keyword arguments for the constructor) from an API flight object."""
+        data = {name: flight.get(name) for name in cls.API_FIELDS[3:]}
+        data["date"] = date(flight["year"], flight["month"], flight["day"])
+        return data
+
+
+# The API reports date problems on year/month/day; the form has one date input for them.
+API_FIELD_TO_FORM_FIELD = {"year": "date", "month": "date", "day": "date"}
+
+
+def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Attach a 422 problem's ``[{field, message}]`` to the matching form fields.
+
+    Returns the messages that match no field (shown above the form). Field names are the API's
+    (body field or query parameter); ``year``/``month``/``day`` land on ``date``, and a dotted
+    or bracketed name such as ``body.carrier`` uses its last part.
+    """
+    unmatched: list[str] = []
+    for error in errors:
+        raw = str(error.get("field") or "")
+        message = str(error.get("message") or "invalid value")
+        name = re.split(r"[.\[\]]+", raw.strip(".[]"))[-1] if raw else ""
+        name = API_FIELD_TO_FORM_FIELD.get(name, name)
+        field = form._fields.get(name) if name else None
+        if field is None:
+            unmatched.append(f"{raw}: {message}" if raw else message)
+            continue
+        # WTForms keeps process errors as a tuple until validate() runs; make it appendable.
+        field.errors = [*field.errors, message]
+    return unmatched
+
+
+class DeleteForm(FlaskForm):
+    """Empty form: carries only the CSRF token for the delete confirmation."""
+
+
+class SearchForm(Form):
+    """Flight search filters, read from the query string (GET, so no CSRF)."""
+
+    origin = SelectField("Origin", default="")
+    dest = StringField(
+        "Destination",
+        filters=[_upper],
+        validators=[Optional(), Regexp(r"^[A-Z]{3}$", message="Three letters, e.g. LAX.")],
+    )
+    carrier = SelectField("Carrier", default="")
+    date_from = DateField("From date", validators=[Optional()])
+    date_to = DateField("To date", validators=[Optional()])
+    min_dep_delay = IntegerField("Min. dep. delay (minutes)", validators=[Optional()])
+
+    def validate_date_to(self, field: Any) -> None:
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError("Must be on or after the from date.")
+
+    def to_api(self) -> dict[str, Any]:
+        """The filters as API query parameters (empty ones omitted by the client)."""
+        return {
+            "origin": self.origin.data or None,
+            "dest": self.dest.data or None,
+            "carrier": self.carrier.data or None,
+            "date_from": self.date_from.data.isoformat() if self.date_from.data else None,
+            "date_to": self.date_to.data.isoformat() if self.date_to.data else None,
+            "min_dep_delay": self.min_dep_delay.data,
+        }
+
+    def query_args(self) -> dict[str, str]:
+        """The filters as they should appear in links (only the ones the user set)."""
+        return {k: str(v) for k, v in self.to_api().items() if v is not None and v != ""}
+
+
+class DashboardForm(Form):
+    """Dashboard filters (GET): origin airport and month."""
+
+    origin = SelectField("Origin", default="")
+    month = SelectField(
+        "Month",
+        default="",
+        choices=options([("", "All months"), *((str(i), m) for i, m in enumerate(MONTHS, 1))]),
+    )

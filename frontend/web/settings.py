@@ -1,0 +1,72 @@
+"""Frontend configuration, read from the environment (twelve-factor) and validated at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only for local development; production refuses to start with it (see _check_secret_key).
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """All frontend settings. Environment variable names equal the upper-case field names.
+
+    Timeouts are in seconds. Raises ``pydantic.ValidationError`` on invalid values, including
+    a default or short ``SECRET_KEY`` when ``APP_ENV=production``.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
+
+    APP_ENV: Literal["development", "production", "test"] = "development"
+    LOG_LEVEL: str = "INFO"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    BACKEND_URL: str = "http://127.0.0.1:12015"
+    BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # /readyz must answer quickly even when the backend hangs: probes have short deadlines.
+    READINESS_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=12016, ge=1, le=65535)
+    # Number of proxies in front of us whose X-Forwarded-* headers we trust (Coolify: one).
+    PROXY_FIX_COUNT: int = Field(default=1, ge=0)
+    # None = Secure cookies exactly when APP_ENV=production (TLS ends at the proxy).
+    SESSION_COOKIE_SECURE: bool | None = None
+    # Tests turn this off to post forms without a token; never off in production.
+    WTF_CSRF_ENABLED: bool = True
+
+    @model_validator(mode="after")
+    def _check_secret_key(self) -> Settings:
+        if self.APP_ENV == "production":
+            if self.SECRET_KEY == DEV_SECRET_KEY:
+                raise ValueError(
+                    "SECRET_KEY is the development default; set a random SECRET_KEY of at "
+                    f"least {MIN_SECRET_KEY_LENGTH} characters when APP_ENV=production "
+                    '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                )
+            if len(self.SECRET_KEY) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"SECRET_KEY is {len(self.SECRET_KEY)} characters; APP_ENV=production "
+                    f"requires at least {MIN_SECRET_KEY_LENGTH}"
+                )
+            if not self.WTF_CSRF_ENABLED:
+                raise ValueError("WTF_CSRF_ENABLED must not be disabled when APP_ENV=production")
+        return self
+
+    @property
+    def backend_base_url(self) -> str:
+        """``BACKEND_URL`` without a trailing slash."""
+        return self.BACKEND_URL.rstrip("/")
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per problem, naming the variable: for start-up error messages."""
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {name}: {message}" if name else f"  {message}")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Dashboard ``/``: headline figures and two charts, filtered by origin and month (GET form).
+
+Data: ``/stats/carriers`` (headline figures, delay-by-carrier bars) and ``/stats/daily``
+(flights per day over the whole year; the selected month is shaded).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
+
+from web.backend_client import CarrierStat
+from web.charts import bar_chart, line_chart
+from web.formatting import minutes, thousands
+from web.forms import MONTHS, DashboardForm, options
+from web.views import backend
+
+bp = Blueprint("dashboard", __name__)
+
+
+def headline(stats: list[CarrierStat]) -> dict[str, Any]:
+    """Totals over all carriers: flights, cancelled, mean arrival delay (minutes), on-time share.
+
+    The per-carrier means and shares are combined weighted by each carrier's departed flights
+    (``flights - cancelled``), the closest count the API exposes to "flights with a known
+    arrival delay" (diverted flights are the small difference).
+    """
+    total = sum(s["flights"] for s in stats)
+    cancelled = sum(s["cancelled"] for s in stats)
+
+    def weighted(key: str) -> float | None:
+        pairs = [
+            (s[key], s["flights"] - s["cancelled"])  # type: ignore[literal-required]
+            for s in stats
+            if s.get(key) is not None
+        ]
+        weight = sum(w for _, w in pairs)
+        return sum(v * w for v, w in pairs) / weight if weight > 0 else None
+
+    return {
+        "flights": total,
+        "cancelled": cancelled,
+        "cancelled_share": cancelled / total if total else None,
+        "mean_arr_delay": weighted("mean_arr_delay"),
+        "on_time_share": weighted("on_time_share"),
+    }
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Render the dashboard. Backend failures surface as the 503/502 error pages."""
+    client = backend()
+    form = DashboardForm(request.args)
+    origins = client.airports("origin")
+    form.origin.choices = options([("", "All airports"), *((a["faa"], a["faa"]) for a in origins)])
+
+    origin: str | None = None
+    month: int | None = None
+    if form.validate():
+        origin = form.origin.data or None
+        month = int(form.month.data) if form.month.data else None
+
+    stats = client.carrier_stats(origin=origin, month=month)
+    daily = client.daily_stats(origin=origin)
+
+    delay_chart = bar_chart(
+        [(s["carrier"], f"{s['name']} ({s['carrier']})", s.get("mean_arr_delay")) for s in stats]
+    )
+    series = [(date.fromisoformat(d["date"]), float(d["flights"])) for d in daily]
+    daily_chart = line_chart(series, highlight_month=month)
+
+    known = sorted(
+        (s for s in stats if s.get("mean_arr_delay") is not None),
+        key=lambda s: s["mean_arr_delay"],  # type: ignore[arg-type,return-value]
+    )
+    delay_summary = f"Bar chart of mean arrival delay for {len(known)} carriers."
+    if known:
+        delay_summary += (
+            f" Lowest {known[0]['carrier']} ({minutes(known[0]['mean_arr_delay'])}),"
+            f" highest {known[-1]['carrier']} ({minutes(known[-1]['mean_arr_delay'])})."
+        )
+    daily_summary = f"Area chart of flights per day over {daily_chart.points} days."
+    if daily_chart.minimum and daily_chart.maximum:
+        daily_summary += (
+            f" Fewest {thousands(daily_chart.minimum[1])} on {daily_chart.minimum[0]},"
+            f" most {thousands(daily_chart.maximum[1])} on {daily_chart.maximum[0]}."
+        )
+
+    scope = " · ".join(
+        part
+        for part in (
+            f"from {origin}" if origin else "all New York airports",
+            MONTHS[month - 1] if month else "all months",
+        )
+    )
+    return render_template(
+        "dashboard.html",
+        form=form,
+        scope=scope,
+        month_name=MONTHS[month - 1] if month else None,
+        figures=headline(stats),
+        stats=stats,
+        delay_chart=delay_chart,
+        delay_summary=delay_summary,
+        daily_summary=daily_summary,
+        daily=daily,
+        daily_chart=daily_chart,
+    )

@@ -1,0 +1,74 @@
+"""Error pages. Users never see a stack trace: backend outages become a 503 page with
+``Retry-After``, backend 404s a 404 page, anything unexpected a plain 500 page."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from web.backend_client import BackendError, BackendNotFound, BackendUnavailable
+
+RETRY_AFTER_SECONDS = 10
+
+
+def _page(
+    status: int, title: str, message: str, headers: dict[str, str] | None = None
+) -> ResponseReturnValue:
+    html = render_template("error.html", status=status, title=title, message=message)
+    return html, status, headers or {}
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers on ``app``."""
+
+    @app.errorhandler(BackendUnavailable)
+    def backend_unavailable(exc: BackendUnavailable) -> ResponseReturnValue:
+        app.logger.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
+        return _page(
+            503,
+            "Temporarily unavailable",
+            "The flight data service is not answering right now. "
+            "Please try again in a few seconds.",
+            {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+        )
+
+    @app.errorhandler(BackendNotFound)
+    def backend_not_found(exc: BackendNotFound) -> ResponseReturnValue:
+        return _page(404, "Not found", "There is no such flight. It may have been deleted.")
+
+    @app.errorhandler(BackendError)
+    def backend_error(exc: BackendError) -> ResponseReturnValue:
+        app.logger.error("backend error on %s %s: %s", request.method, request.path, exc)
+        return _page(
+            502, "Something went wrong", "The flight data service could not handle this request."
+        )
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        return _page(
+            400,
+            "Form expired",
+            "This form was missing its security token or it expired. "
+            "Go back, reload the page and submit again.",
+        )
+
+    @app.errorhandler(404)
+    def not_found(exc: HTTPException) -> ResponseReturnValue:
+        return _page(404, "Page not found", "There is no page at this address.")
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc: InternalServerError) -> ResponseReturnValue:
+        original = getattr(exc, "original_exception", None)
+        if original is not None:
+            app.logger.error(
+                "unhandled error on %s %s", request.method, request.path, exc_info=original
+            )
+        return _page(500, "Something went wrong", "An unexpected error occurred on our side.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        # Keep protocol headers such as Allow (405) from the original exception.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return _page(exc.code or 500, exc.name, exc.description or "", headers)

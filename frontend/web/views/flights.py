@@ -1,0 +1,167 @@
+"""Flight pages: search ``/flights``, detail, create, edit, delete (with confirmation).
+
+Writes use POST/redirect/GET with a flash message. Backend 422 field errors are shown beside
+the matching form fields; 404s and outages go to the error handlers in ``errors.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from web.backend_client import BackendError, BackendValidationError, Flight
+from web.forms import DeleteForm, FlightForm, SearchForm, apply_backend_errors, options
+from web.views import backend
+
+bp = Blueprint("flights", __name__, url_prefix="/flights")
+
+PAGE_SIZE = 50
+
+
+def _airline_names() -> dict[str, str]:
+    return {a["carrier"]: a["name"] for a in backend().airlines()}
+
+
+def _set_choices(form: FlightForm) -> None:
+    client = backend()
+    form.carrier.choices = options(
+        [("", "Choose a carrier")]
+        + [(a["carrier"], f"{a['carrier']} — {a['name']}") for a in client.airlines()]
+    )
+    form.origin.choices = options(
+        [("", "Choose an airport")]
+        + [(a["faa"], f"{a['faa']} — {a['name']}") for a in client.airports("origin")]
+    )
+
+
+@bp.get("")
+def search() -> ResponseReturnValue:
+    """Search form plus one page of results. ``cursor`` in the query string selects the page."""
+    client = backend()
+    form = SearchForm(request.args)
+    origins = client.airports("origin")
+    form.origin.choices = options([("", "Any")] + [(a["faa"], a["faa"]) for a in origins])
+    airlines = client.airlines()
+    form.carrier.choices = options(
+        [("", "Any")] + [(a["carrier"], f"{a['carrier']} — {a['name']}") for a in airlines]
+    )
+    cursor = request.args.get("cursor") or None
+
+    page: dict[str, Any] | None = None
+    messages: list[str] = []
+    if form.validate():
+        try:
+            page = dict(client.list_flights(form.to_api(), cursor=cursor, limit=PAGE_SIZE))
+        except BackendValidationError as exc:
+            unmatched = apply_backend_errors(form, exc.errors)
+            if any(e.get("field") == "cursor" for e in exc.errors):
+                messages.append(
+                    "That page link is no longer valid. Start again from the first page."
+                )
+            messages.extend(m for m in unmatched if not m.startswith("cursor"))
+            if not messages:
+                messages.append("Please correct the highlighted filters.")
+    else:
+        messages.append("Please correct the highlighted filters.")
+
+    filters = form.query_args()
+    next_url = None
+    if page and page["next_cursor"]:
+        next_url = url_for("flights.search", cursor=page["next_cursor"], **filters)  # type: ignore[arg-type]
+    return render_template(
+        "flights/search.html",
+        form=form,
+        page=page,
+        messages=messages,
+        names={a["carrier"]: a["name"] for a in airlines},
+        first_url=url_for("flights.search", **filters),  # type: ignore[arg-type]
+        next_url=next_url,
+        on_first_page=cursor is None,
+    )
+
+
+@bp.get("/<int:flight_id>")
+def detail(flight_id: int) -> ResponseReturnValue:
+    """All fields of one flight with Edit and Delete buttons; 404 page for an unknown id."""
+    flight = backend().get_flight(flight_id)
+    return render_template(
+        "flights/detail.html", flight=flight, carrier_name=_airline_names().get(flight["carrier"])
+    )
+
+
+def _save(form: FlightForm, flight_id: int | None, original: Flight | None) -> Any:
+    """Send the form to the backend. Returns the saved flight, or None after mapping errors."""
+    body = form.to_api()
+    if original is not None:
+        # PATCH only what changed: never overwrite fields the user did not touch.
+        body = {k: v for k, v in body.items() if original.get(k) != v}
+    try:
+        if flight_id is None:
+            return backend().create_flight(body)
+        if not body:
+            return original
+        return backend().update_flight(flight_id, body)
+    except BackendValidationError as exc:
+        form.form_errors.extend(apply_backend_errors(form, exc.errors))
+        if not any(f.errors for f in form) and not form.form_errors:
+            form.form_errors.append(exc.message)
+    except BackendError as exc:
+        if exc.status_code != 409:
+            raise
+        form.form_errors.append(
+            "Someone else changed this flight at the same time. Please submit again."
+        )
+    return None
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> ResponseReturnValue:
+    """Create a flight; on success redirect to its detail page with a flash message."""
+    form = FlightForm()
+    _set_choices(form)
+    if form.validate_on_submit():
+        saved = _save(form, None, None)
+        if saved is not None:
+            flash(f"Flight {saved['carrier']} {saved['flight']} created.", "success")
+            return redirect(url_for("flights.detail", flight_id=saved["id"]), code=303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("flights/form.html", form=form, flight=None), status
+
+
+@bp.route("/<int:flight_id>/edit", methods=["GET", "POST"])
+def edit(flight_id: int) -> ResponseReturnValue:
+    """Edit a flight (PATCH of the changed fields); redirect to the detail page on success."""
+    original = backend().get_flight(flight_id)
+    if request.method == "GET":
+        form = FlightForm(data=FlightForm.data_from_flight(original))
+    else:
+        form = FlightForm()
+    _set_choices(form)
+    if form.validate_on_submit():
+        saved = _save(form, flight_id, original)
+        if saved is not None:
+            flash(f"Flight {saved['carrier']} {saved['flight']} saved.", "success")
+            return redirect(url_for("flights.detail", flight_id=flight_id), code=303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("flights/form.html", form=form, flight=original), status
+
+
+@bp.route("/<int:flight_id>/delete", methods=["GET", "POST"])
+def delete(flight_id: int) -> ResponseReturnValue:
+    """GET: "Are you sure?" page. POST (with CSRF token): delete, flash, redirect to search."""
+    form = DeleteForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        backend().delete_flight(flight_id)
+        flash(f"Flight #{flight_id} deleted.", "success")
+        return redirect(url_for("flights.search"), code=303)
+    flight = backend().get_flight(flight_id)
+    return render_template(
+        "flights/delete.html",
+        flight=flight,
+        form=form,
+        carrier_name=_airline_names().get(flight["carrier"]),
+    )
