@@ -185,7 +185,9 @@ def start_stack(db_path: Path, log_dir: Path) -> Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(demo_db: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    demo_db: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """One stack shared by the read-mostly tests of the session."""
     running = start_stack(copy_db(demo_db, tmp_path_factory.mktemp("stack")), log_dir)
     yield running

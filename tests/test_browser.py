@@ -54,7 +54,7 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
     page.select_option("select[name=carrier]", "DL")
     page.fill("input[name=date_from]", "2013-05-10")
     page.fill("input[name=date_to]", "2013-05-10")
-    page.locator("form[role=search] button[type=submit], form.search button[type=submit]").first.click()
+    page.get_by_role("button", name="Search").click()
     rows = page.locator("table tbody tr")
     expect(rows.first).to_be_visible()
     assert rows.count() > 5
@@ -72,13 +72,13 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
     expect(page).to_have_url(f"{stack.frontend.url}/flights/{flight_id}/edit")
     page.fill("input[name=arr_delay]", "123")
     page.fill("input[name=sched_dep_time]", "2461")  # impossible: shown beside the field
-    page.locator("main form button[type=submit]").first.click()
+    page.get_by_role("button", name="Save changes").click()
     expect(page.locator("#sched_dep_time")).to_have_attribute("aria-invalid", "true")
     stored = httpx.get(f"{stack.backend.url}/api/v1/flights/{flight_id}", timeout=10).json()
     assert stored["arr_delay"] != 123  # the invalid form wrote nothing
 
     page.fill("input[name=sched_dep_time]", str(stored["sched_dep_time"]))
-    page.locator("main form button[type=submit]").first.click()
+    page.get_by_role("button", name="Save changes").click()
     expect(page).to_have_url(f"{stack.frontend.url}/flights/{flight_id}")
     expect(page.locator("main")).to_contain_text("123")
     stored = httpx.get(f"{stack.backend.url}/api/v1/flights/{flight_id}", timeout=10).json()

@@ -129,7 +129,7 @@ def test_created_flight_survives_a_restart(fresh_stack: Stack, log_dir) -> None:
     stack = fresh_stack
     with httpx.Client(timeout=10) as client:
         response = create_form(stack, client, flight="7777", dest="SFO")
-        assert response.status_code == 302, response.text[:500]
+        assert response.status_code == 303, response.text[:500]  # POST/redirect/GET
         location = response.headers["location"]
         match = re.search(r"/flights/(\d+)$", location)
         assert match, location
@@ -139,8 +139,13 @@ def test_created_flight_survives_a_restart(fresh_stack: Stack, log_dir) -> None:
         assert "7777" in detail.text
         search = client.get(
             stack.frontend.url + "/flights",
-            params={"origin": "EWR", "carrier": "UA", "date_from": "2013-07-04",
-                    "date_to": "2013-07-04"},
+            params={
+                "origin": "EWR",
+                "dest": "SFO",
+                "carrier": "UA",
+                "date_from": "2013-07-04",
+                "date_to": "2013-07-04",
+            },
         )
         assert f"/flights/{flight_id}" in search.text
 
