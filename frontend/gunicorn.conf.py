@@ -5,24 +5,70 @@
 Everything comes from the environment (HOST, PORT, WEB_CONCURRENCY, FORWARDED_ALLOW_IPS).
 The app is loaded in each worker after the fork (no preload_app), so nothing that opens
 sockets or starts threads runs in the master.
+
+Observability (docs/observability.md): Prometheus multiprocess mode (PROMETHEUS_MULTIPROC_DIR
+set at the very top, emptied in on_starting, dead workers marked in child_exit), JSON logs for
+gunicorn's own lines (logconfig_dict), OpenTelemetry set up per worker (post_fork) and flushed
+on worker exit (worker_exit).
 """
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
+
+# --- Prometheus multiprocess directory: FIRST, before anything imports prometheus_client ----
+# prometheus_client picks its storage (per-process memory vs. shared mmapped files) when it is
+# imported, from this variable. A fresh directory per gunicorn instance, so two instances on
+# one host never merge each other's samples; an operator-set directory is kept but emptied in
+# on_starting. Workers inherit the variable through fork.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="flights-frontend-prom-")
+    _master_pid = os.getpid()
+
+    def _remove_prom_dir(path: str = os.environ["PROMETHEUS_MULTIPROC_DIR"]) -> None:
+        # atexit, not on_exit: also runs when the master fails early (e.g. port in use).
+        # Only in the process that created it (atexit handlers are inherited across fork).
+        if os.getpid() == _master_pid:
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(_remove_prom_dir)
 
 from pydantic import ValidationError
 
 # Validate the environment once, in the master, before any worker boots: a bad setting (e.g.
-# the default SECRET_KEY in production) stops start-up with a short message instead of a
-# worker traceback. Settings() opens nothing, so this is safe before the fork.
+# the default SECRET_KEY in production, or no METRICS_TOKEN in production) stops start-up with
+# a short message instead of a worker traceback. Settings() opens nothing, so this is safe
+# before the fork.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from web import service_info
+from web.observability import ServiceInfo, service_version, tracing
+from web.observability import logging as obs_logging
+from web.observability import metrics as obs_metrics
 from web.settings import Settings, describe_errors
 
 try:
-    Settings()
+    _settings = Settings()
 except ValidationError as exc:
-    sys.stderr.write(f"Invalid frontend configuration:\n{describe_errors(exc)}\n")
+    # Even this refusal is one JSON line (settings are invalid, so read the few values the
+    # logger needs straight from the environment, with safe fallbacks).
+    _format = "console" if os.environ.get("LOG_FORMAT") == "console" else "json"
+    obs_logging.configure(
+        ServiceInfo(
+            os.environ.get("OTEL_SERVICE_NAME") or "flights-frontend",
+            service_version(),
+            os.environ.get("APP_ENV") or "development",
+        ),
+        log_format=_format,
+    )
+    obs_logging.structlog.get_logger("gunicorn.error").critical(
+        "invalid frontend configuration, refusing to start",
+        errors=describe_errors(exc).strip().splitlines(),
+    )
     raise SystemExit(2) from None
+
+_info = service_info(_settings)
 
 # Bind address: HOST/PORT; Nixpacks/Coolify set HOST=0.0.0.0.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '12016')}"
@@ -42,11 +88,16 @@ keepalive = 5
 # TLS ends at the proxy: trust its X-Forwarded-* headers (ProxyFix in the app does the rest).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# Logs go to stdout/stderr for the platform to collect. The logging issue replaces these with
-# structlog JSON (logconfig_dict routing gunicorn.error/gunicorn.access through structlog).
-accesslog = "-"
+# Logs: every line on stdout is one JSON object (LOG_FORMAT=console for development). The
+# master applies logconfig_dict before forking, so gunicorn's own lines (booting, worker
+# start/exit, signals) go through structlog too. gunicorn's access log is off: the app writes
+# one richer "http.request" line per request (web/observability/requests.py).
+accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _settings.LOG_LEVEL.lower()
+logconfig_dict = obs_logging.gunicorn_logconfig(
+    _info, log_format=_settings.LOG_FORMAT, level=_settings.LOG_LEVEL
+)
 
 # Never run the Werkzeug debugger or reloader under gunicorn.
 reload = False
@@ -57,16 +108,30 @@ control_socket_disable = True
 
 
 # --- Hooks -------------------------------------------------------------------------------
-# Placeholders for the observability issue:
-#   on_starting: empty PROMETHEUS_MULTIPROC_DIR (Prometheus multiprocess mode).
-#   post_fork:   set up OpenTelemetry tracing/exporters in the worker (span processors start
-#                threads, so never in the master).
-#   child_exit:  prometheus_client.multiprocess.mark_process_dead(worker.pid).
+
+
+def on_starting(server):
+    """Master, once, before any worker: empty the multiprocess directory (stale samples of an
+    earlier run would be merged into this run's counters)."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    removed = obs_metrics.empty_multiproc_dir(path)
+    server.log.info(
+        "prometheus multiprocess directory ready: %s (%d stale files removed)", path, removed
+    )
 
 
 def post_fork(server, worker):
-    """Runs in each worker right after the fork (OpenTelemetry goes here)."""
+    """Each worker, right after the fork: OpenTelemetry (its span processor starts a thread,
+    and threads do not survive fork, so never in the master). The app factory then finds
+    tracing already set up in this process."""
+    tracing.setup(_info)
+
+
+def worker_exit(server, worker):
+    """Each worker, as it exits: flush the spans still queued in the batch processor."""
+    tracing.shutdown()
 
 
 def child_exit(server, worker):
-    """Runs in the master when a worker exits (Prometheus mark_process_dead goes here)."""
+    """Master, after a worker exited: drop its live gauges (in-flight requests)."""
+    obs_metrics.mark_process_dead(worker.pid)

@@ -125,12 +125,14 @@ def frontend_service(backend_url: str, log_dir: Path, **env: str) -> Service:
             "web:create_app()",
         ],
         env=base_env(
-            BACKEND_URL=backend_url,
-            PORT=str(port),
-            HOST="127.0.0.1",
-            WEB_CONCURRENCY="2",
-            SECRET_KEY="system-test-secret-key-that-is-long-enough",
-            **env,
+            **{
+                "BACKEND_URL": backend_url,
+                "PORT": str(port),
+                "HOST": "127.0.0.1",
+                "WEB_CONCURRENCY": "2",
+                "SECRET_KEY": "system-test-secret-key-that-is-long-enough",
+                **env,  # the caller's settings win
+            }
         ),
         port=port,
         log_path=log_dir / f"frontend-{port}.log",

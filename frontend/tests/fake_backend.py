@@ -45,7 +45,10 @@ def make_flight(fid: int, **over: Any) -> dict[str, Any]:
 
 
 class FakeBackend:
-    """State plus a server. ``status_override`` forces every API answer to that status."""
+    """State plus a server. ``status_override`` forces every API answer to that status.
+
+    ``received`` records the method, path and headers of every request.
+    """
 
     def __init__(self, port: int = 0) -> None:
         self.flights: dict[int, dict[str, Any]] = {
@@ -57,6 +60,9 @@ class FakeBackend:
         }  # fmt: skip
         self.status_override: int | None = None
         self.requests: list[tuple[str, str, Any]] = []
+        # (method, path, headers with lower-case names) of every request, e.g. to check that
+        # X-Request-ID and traceparent crossed the hop.
+        self.received: list[tuple[str, str, dict[str, str]]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -68,6 +74,10 @@ class FakeBackend:
     def __enter__(self) -> FakeBackend:
         self.thread.start()
         return self
+
+    def headers_for(self, path: str) -> list[dict[str, str]]:
+        """Headers of every request received for ``path`` (lower-case names), oldest first."""
+        return [headers for _, p, headers in self.received if p == path]
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
@@ -139,6 +149,8 @@ class FakeBackend:
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
                 url = urlsplit(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                fake.received.append((self.command, url.path, headers))
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None

@@ -37,6 +37,7 @@ def test_production_refuses_default_from_environment(monkeypatch: pytest.MonkeyP
 def test_production_accepts_strong_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG)
+    monkeypatch.setenv("METRICS_TOKEN", "metrics-token-for-the-test")
     monkeypatch.setenv("BACKEND_URL", "http://backend:12015/")
     s = Settings()
     assert s.backend_base_url == "http://backend:12015"

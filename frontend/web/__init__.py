@@ -5,19 +5,32 @@ Start with ``gunicorn -c gunicorn.conf.py "web:create_app()"`` from the ``fronte
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web.backend_client import BackendClient
 from web.formatting import register_filters
+from web.observability import ServiceInfo, service_version, tracing
+from web.observability import logging as obs_logging
+from web.observability import metrics as obs_metrics
+from web.observability import requests as obs_requests
 from web.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "service_info"]
 
 csrf = CSRFProtect()
+
+
+def service_info(settings: Settings) -> ServiceInfo:
+    """The identity in every log line, span resource and ``app_build_info``."""
+    return ServiceInfo(
+        name=settings.OTEL_SERVICE_NAME,
+        version=service_version(),
+        environment=settings.APP_ENV,
+        git_commit=settings.GIT_COMMIT,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -26,11 +39,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     Raises ``pydantic.ValidationError`` on invalid configuration (e.g. a default
     ``SECRET_KEY`` in production), so gunicorn refuses to start with a clear message.
     The backend client is created here but opens no connection until the first request.
+
+    Observability (docs/observability.md): logging is (re)configured for this process, tracing
+    is set up unless this process already did (gunicorn's post_fork), Flask is instrumented,
+    and the request hooks (request id, access line, HTTP metrics) and ``/metrics`` are added.
     """
     settings = settings or Settings()
-    logging.basicConfig(level=settings.LOG_LEVEL.upper())  # replaced by structlog later
-    # httpx logs every request at INFO; the access log and (later) traces already cover that.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    info = service_info(settings)
+    # First, so that anything logged while building the app is already structured.
+    obs_logging.configure(info, log_format=settings.LOG_FORMAT, level=settings.LOG_LEVEL)
+    tracer_provider = tracing.setup(info)
+    obs_metrics.set_build_info(info)
 
     app = Flask(__name__)
     app.config.update(
@@ -60,13 +79,21 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
         )
 
+    # Hook order matters: our request hooks first (request id and access line even when a later
+    # before_request such as CSRF fails), then the Flask span, then CSRF.
+    obs_requests.install(app)
+    FlaskInstrumentor().instrument_app(
+        app, excluded_urls=tracing.EXCLUDED_URLS, tracer_provider=tracer_provider
+    )
     csrf.init_app(app)
     register_filters(app)
 
-    from web.views import dashboard, errors, flights, health
+    from web.views import dashboard, errors, flights, health, metrics
 
     app.register_blueprint(health.bp)
     csrf.exempt(health.bp)
+    app.register_blueprint(metrics.bp)
+    csrf.exempt(metrics.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(flights.bp)
     errors.register(app)
@@ -84,6 +111,4 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
-    # Placeholder for the observability issue: structlog request context, OpenTelemetry Flask
-    # and httpx instrumentation, Prometheus metrics (/metrics) are wired here.
     return app

@@ -11,6 +11,12 @@ Errors are translated into one small hierarchy so views can decide what to show:
 - :class:`BackendValidationError`: 422, with the problem body's ``errors`` list.
 - :class:`BackendError`: base class; any other unexpected status (e.g. 409).
 
+Telemetry: the httpx client is wrapped in OpenTelemetry's transport, so every call is a CLIENT
+span (child of the current Flask server span) and carries ``traceparent``/``baggage``; an event
+hook adds the current ``X-Request-ID``; each call is timed into
+``backend_request_duration_seconds`` by the *backend's route template* (each method passes it
+explicitly, never the raw path). Readiness calls are never traced (probes are not traced).
+
 There are no retry loops: a request either succeeds within its timeouts or fails fast. httpx
 drops failed connections from its pool, so a backend outage never poisons the client and the
 frontend recovers by itself as soon as the backend answers again.
@@ -25,13 +31,20 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypedDict
 
 import httpx
+from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from web.observability import metrics, tracing
+from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
 # saves a backend round trip on every page. Only successful answers are cached.
 REFERENCE_CACHE_SECONDS = 300.0
+# Backend route templates with parameters (metric labels; docs/api.md spells them like this).
+FLIGHT_ROUTE = f"{API_PREFIX}/flights/{{flight_id}}"
+READINESS_ROUTE = "/readyz"
 
 
 class Flight(TypedDict, total=False):
@@ -138,6 +151,13 @@ class BackendValidationError(BackendError):
         self.errors = errors
 
 
+def _add_request_id(request: httpx.Request) -> None:
+    """httpx request hook: forward the current request id (none outside a request)."""
+    request_id = current_request_id()
+    if request_id is not None:
+        request.headers[REQUEST_ID_HEADER] = request_id
+
+
 def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Drop empty filters so the backend sees only what the user set."""
     return {k: v for k, v in params.items() if v is not None and v != ""}
@@ -181,12 +201,20 @@ class BackendClient:
         with self._lock:
             if self._client is None or self._client_pid != pid:
                 # A client inherited across fork shares sockets with the parent: never reuse it.
+                # The OpenTelemetry transport wraps the real one (a fresh wrapper per client, so
+                # a reused test transport is never instrumented twice); the tracer provider is
+                # this process's, set up after the fork.
+                transport = SyncOpenTelemetryTransport(
+                    self._transport or httpx.HTTPTransport(),
+                    tracer_provider=tracing.provider(),
+                )
                 self._client = httpx.Client(
                     base_url=self.base_url,
                     timeout=self.timeout,
-                    transport=self._transport,
+                    transport=transport,
                     headers={"Accept": "application/json"},
                     follow_redirects=False,
+                    event_hooks={"request": [_add_request_id]},
                 )
                 self._client_pid = pid
                 self._cache.clear()
@@ -203,7 +231,8 @@ class BackendClient:
     def _request(
         self,
         method: str,
-        path: str,
+        route: str,
+        path: str | None = None,
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
@@ -211,6 +240,8 @@ class BackendClient:
     ) -> httpx.Response:
         """Send one request and translate failures into the BackendError hierarchy.
 
+        ``route`` is the backend's route template (``/api/v1/flights/{flight_id}``), the metric
+        label; ``path`` the concrete path (defaults to ``route`` for routes without parameters).
         Returns the response for 2xx statuses only.
         """
         kwargs: dict[str, Any] = {}
@@ -220,13 +251,16 @@ class BackendClient:
             kwargs["json"] = json
         if timeout is not None:
             kwargs["timeout"] = timeout
-        # The observability issue instruments this httpx client (traceparent, X-Request-ID).
+        started = time.perf_counter()
         try:
-            response = self._http().request(method, path, **kwargs)
+            response = self._http().request(method, path or route, **kwargs)
         except httpx.TimeoutException as exc:
+            metrics.observe_backend(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
+            metrics.observe_backend(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
+        metrics.observe_backend(method, route, response.status_code, time.perf_counter() - started)
 
         status = response.status_code
         if 200 <= status < 300:
@@ -276,7 +310,8 @@ class BackendClient:
 
     def get_flight(self, flight_id: int) -> Flight:
         """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
-        body = self._json(self._request("GET", f"{API_PREFIX}/flights/{int(flight_id)}"))
+        path = f"{API_PREFIX}/flights/{int(flight_id)}"
+        body = self._json(self._request("GET", FLIGHT_ROUTE, path))
         if not isinstance(body, dict) or "id" not in body:
             raise BackendUnavailable("malformed flight from backend")
         return body  # type: ignore[return-value]
@@ -297,14 +332,14 @@ class BackendClient:
         Raises BackendNotFound or BackendValidationError.
         """
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
-        body = self._json(self._request("PATCH", path, json=dict(data)))
+        body = self._json(self._request("PATCH", FLIGHT_ROUTE, path, json=dict(data)))
         if not isinstance(body, dict) or "id" not in body:
             raise BackendUnavailable("malformed flight from backend")
         return body  # type: ignore[return-value]
 
     def delete_flight(self, flight_id: int) -> None:
         """``DELETE /flights/{id}`` (204). Raises BackendNotFound for an unknown id."""
-        self._request("DELETE", f"{API_PREFIX}/flights/{int(flight_id)}")
+        self._request("DELETE", FLIGHT_ROUTE, f"{API_PREFIX}/flights/{int(flight_id)}")
 
     # -- statistics and reference data ------------------------------------------------------
 
@@ -346,14 +381,23 @@ class BackendClient:
         human-readable reason (e.g. ``"connection refused"``, ``"database: timeout"``) if not.
         """
         timeout = httpx.Timeout(self.readiness_timeout)
+        started = time.perf_counter()
         try:
-            response = self._http().get("/readyz", timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise BackendUnavailable(f"timeout after {self.readiness_timeout:g} s") from exc
-        except httpx.ConnectError as exc:
-            raise BackendUnavailable("connection refused or host unreachable") from exc
+            # Probes are not traced, and /readyz has no server span to hang a client span on:
+            # without suppression every probe would export an orphan root span.
+            with suppress_instrumentation():
+                response = self._http().get(READINESS_ROUTE, timeout=timeout)
         except httpx.HTTPError as exc:
-            raise BackendUnavailable(f"unreachable ({type(exc).__name__})") from exc
+            metrics.observe_backend("GET", READINESS_ROUTE, None, time.perf_counter() - started)
+            if isinstance(exc, httpx.TimeoutException):
+                reason = f"timeout after {self.readiness_timeout:g} s"
+            elif isinstance(exc, httpx.ConnectError):
+                reason = "connection refused or host unreachable"
+            else:
+                reason = f"unreachable ({type(exc).__name__})"
+            raise BackendUnavailable(reason) from exc
+        elapsed = time.perf_counter() - started
+        metrics.observe_backend("GET", READINESS_ROUTE, response.status_code, elapsed)
         try:
             body = response.json()
         except ValueError:

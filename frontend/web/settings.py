@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Only for local development; production refuses to start with it (see _check_secret_key).
@@ -23,6 +24,18 @@ class Settings(BaseSettings):
 
     APP_ENV: Literal["development", "production", "test"] = "development"
     LOG_LEVEL: str = "INFO"
+    # json: one JSON object per stdout line (production, log shippers); console: coloured lines.
+    LOG_FORMAT: Literal["json", "console"] = "json"
+    # The standard OpenTelemetry variable; also the `service.name` of every log line.
+    OTEL_SERVICE_NAME: str = Field(default="flights-frontend", min_length=1)
+    # /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set. Production refuses to
+    # start without one unless METRICS_PUBLIC=true (e.g. metrics port firewalled off).
+    METRICS_TOKEN: SecretStr | None = None
+    METRICS_PUBLIC: bool = False
+    # Commit of the running build, for app_build_info. Coolify sets SOURCE_COMMIT at runtime.
+    GIT_COMMIT: str = Field(
+        default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown", min_length=1
+    )
     SECRET_KEY: str = DEV_SECRET_KEY
     BACKEND_URL: str = "http://127.0.0.1:12015"
     BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
@@ -37,6 +50,12 @@ class Settings(BaseSettings):
     SESSION_COOKIE_SECURE: bool | None = None
     # Tests turn this off to post forms without a token; never off in production.
     WTF_CSRF_ENABLED: bool = True
+
+    @field_validator("METRICS_TOKEN", mode="after")
+    @classmethod
+    def _empty_token_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # `METRICS_TOKEN=` (empty) in an env file must not mean "the empty string is the token".
+        return value if value is not None and value.get_secret_value() else None
 
     @model_validator(mode="after")
     def _check_secret_key(self) -> Settings:
@@ -54,6 +73,12 @@ class Settings(BaseSettings):
                 )
             if not self.WTF_CSRF_ENABLED:
                 raise ValueError("WTF_CSRF_ENABLED must not be disabled when APP_ENV=production")
+            if self.METRICS_TOKEN is None and not self.METRICS_PUBLIC:
+                raise ValueError(
+                    "METRICS_TOKEN is not set: APP_ENV=production refuses to serve /metrics "
+                    "without a bearer token; set METRICS_TOKEN to a random value (and give it "
+                    "to Prometheus), or set METRICS_PUBLIC=true to expose /metrics openly"
+                )
         return self
 
     @property
