@@ -2,8 +2,12 @@
 # Starts the whole stack for local use: the backend (one uvicorn process, it owns the DuckDB
 # file and loads the demo data on its first start) and then the frontend (gunicorn).
 # Ctrl-C (or SIGTERM) stops both and waits for them, so the backend can CHECKPOINT.
+# The all-in-one Nixpacks deployment (../nixpacks.toml) runs this script as PID 1 with the
+# image's virtual environments in BACKEND_VENV and FRONTEND_VENV.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+backend_venv="${BACKEND_VENV:-$root/backend/.venv}"
+frontend_venv="${FRONTEND_VENV:-$root/frontend/.venv}"
 
 backend_port="${BACKEND_PORT:-12015}"
 frontend_port="${FRONTEND_PORT:-12016}"
@@ -16,21 +20,24 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
 }
-trap stop INT TERM EXIT
+# Ctrl-C or SIGTERM is a normal stop (exit 0); anything else that ends the script stops both.
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
-(cd "$root/backend" && PORT="$backend_port" exec .venv/bin/python -m api serve) &
+(cd "$root/backend" && PORT="$backend_port" exec "$backend_venv/bin/python" -m api serve) &
 pids+=($!)
 
 # The first start loads 336,776 flights; later starts are ready in about a second.
 echo "run: waiting for the backend on :$backend_port (first start loads the demo data)"
 for _ in $(seq 1 600); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$backend_port/readyz" 2>/dev/null; then break; fi
+  # Python rather than curl: the deployment image is only guaranteed to have Python.
+  if "$backend_venv/bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$backend_port/readyz', timeout=1)" 2>/dev/null; then break; fi
   if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "run: the backend exited" >&2; exit 1; fi
   sleep 0.2
 done
 
 (cd "$root/frontend" && PORT="$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port" \
-  exec .venv/bin/gunicorn -c gunicorn.conf.py "web:create_app()") &
+  exec "$frontend_venv/bin/gunicorn" -c gunicorn.conf.py "web:create_app()") &
 pids+=($!)
 
 cat <<MSG
@@ -42,4 +49,7 @@ cat <<MSG
   Ctrl-C stops both.
 MSG
 # Whichever service dies first takes the other down with it.
-wait -n
+status=0
+wait -n || status=$?
+echo "run: a service exited with status $status; stopping the other" >&2
+exit 1
