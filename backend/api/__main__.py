@@ -18,16 +18,11 @@ import uvicorn
 from api.db.database import Database, DatabaseLockedError
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
-from api.main import create_app
+from api.main import configure_logging_for, create_app
+from api.observability import tracing
 from api.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("api")
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
-    )
 
 
 def _open(settings: Settings) -> Database:
@@ -52,19 +47,33 @@ def serve(settings: Settings) -> int:
     # uvicorn re-raises the signal after its graceful shutdown, which would end the process
     # with -SIGTERM; SIGTERM is the normal way to stop, so that last delivery exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        _run_uvicorn(settings)
+    finally:
+        tracing.shutdown_tracing()  # export the last spans before the process ends
+    return 0
+
+
+def _run_uvicorn(settings: Settings) -> None:
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         lifespan="on",  # a failed start-up (e.g. locked database) must exit non-zero
+        # Exactly one process (DuckDB: one writer); explicit, or uvicorn would read
+        # WEB_CONCURRENCY (set by hosts and shared .env files) as a worker count.
+        workers=1,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         # Coolify kills 30 s after SIGTERM: finish requests and CHECKPOINT well before that.
         timeout_graceful_shutdown=20,
         log_level=settings.log_level.lower(),
+        # Logging is ours (api.observability.logging): uvicorn must not install its own
+        # handlers, and its access line is replaced by the request middleware's.
+        log_config=None,
+        access_log=False,
         server_header=False,
     )
-    return 0
 
 
 def migrate(settings: Settings) -> int:
@@ -112,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    configure_logging_for(settings)  # before anything logs, so every line is JSON
 
     try:
         if args.command == "serve":

@@ -2,7 +2,11 @@
 
 The lifespan opens the database once per process (retrying while another process holds the
 file lock), applies migrations, loads the demo data into an empty database when enabled, and
-on shutdown runs CHECKPOINT and closes the file.
+on shutdown runs CHECKPOINT, closes the file and flushes the queued spans.
+
+Observability (docs/observability.md) is wired here: JSON logging (idempotent, so TestClient
+apps get it too), the process's tracer provider (set up once per process), the FastAPI
+server spans, the request-telemetry middleware and `GET /metrics`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from api import __version__
 from api.db.database import Database
 from api.db.demo_data import load_demo_data
 from api.db.migrate import apply_migrations
+from api.observability import metrics, tracing
+from api.observability.logging import configure_logging
+from api.observability.requests import RequestTelemetryMiddleware
 from api.problems import install_problem_handlers
 from api.routes import flights, health, reference, stats
+from api.routes import metrics as metrics_route
 from api.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -69,9 +77,28 @@ class DropEmptyQueryParams:
         await self.app(scope, receive, send)
 
 
+def configure_logging_for(settings: Settings) -> None:
+    """`configure_logging` with the service fields taken from `settings`."""
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        service_name=settings.otel_service_name,
+        service_version=__version__,
+        environment=settings.app_env,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` default to the validated environment (`get_settings()`)."""
     settings = settings or get_settings()
+    configure_logging_for(settings)
+    provider = tracing.setup_tracing(
+        service_name=settings.otel_service_name,
+        service_version=__version__,
+        environment=settings.app_env,
+    )
+    metrics.set_build_info(settings.otel_service_name, __version__, settings.git_commit)
+    metrics.watch_database(settings.database_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,6 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.database = None
             await to_thread.run_sync(database.close)
+            # Flush, not shut down: the provider is per process and outlives this app in
+            # tests; `serve` shuts it down when the process ends.
+            await to_thread.run_sync(tracing.flush_tracing)
 
     app = FastAPI(
         title="Flight-delay explorer API",
@@ -94,8 +124,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = None
     install_problem_handlers(app)
     app.add_middleware(DropEmptyQueryParams)
+    # Added last = outermost of our middleware, but inside OpenTelemetry's (the instrumentor
+    # wraps the whole user stack), so the server span is current for the access line.
+    app.add_middleware(RequestTelemetryMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.include_router(flights.router)
     app.include_router(stats.router)
     app.include_router(reference.router)
+    tracing.instrument_app(app, provider)
     return app

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.database import DatabaseNotReadyError, WriteConflictError
+from api.observability.requests import REQUEST_ID_HEADER, request_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,11 @@ async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback; the client gets no internals.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(request, 500, "internal server error")
+    # This handler runs outside the request middleware (Starlette's ServerErrorMiddleware),
+    # so it sets the request id header itself.
+    request_id = request_id_of(request.scope)
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return problem_response(request, 500, "internal server error", headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

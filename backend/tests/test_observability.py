@@ -1,0 +1,490 @@
+"""Telemetry of the backend (docs/observability.md): JSON logs, request ids, spans, metrics.
+
+Spans are read with the SDK's InMemorySpanExporter attached to the process's real tracer
+provider (set up by create_app); logs are read from stdout (capsys, or a real server
+process); metrics from GET /metrics, checked by a real promtool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.db.database import run_query
+from api.main import create_app
+from api.observability.logging import REDACTED, redact_secrets
+from tests.conftest import copy_db, make_settings
+from tests.test_server_process import free_port, start, wait_ready
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+HEX16 = re.compile(r"^[0-9a-f]{16}$")
+SCHEMA = (
+    "timestamp",
+    "level",
+    "event",
+    "logger",
+    "service.name",
+    "service.version",
+    "deployment.environment",
+    "process.pid",
+)
+ACCESS_FIELDS = (
+    "http.request.method",
+    "http.route",
+    "url.path",
+    "http.response.status_code",
+    "duration_ms",
+    "client.address",
+    "user_agent.original",
+)
+OPENMETRICS = {"Accept": "application/openmetrics-text; version=1.0.0"}
+
+
+def parse_lines(text: str) -> list[dict[str, Any]]:
+    """Every non-empty line as a JSON object; fails on the first line that is not one."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"line {number} is not JSON: {line[:300]}")
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+def access_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("event") == "http.request"]
+
+
+def traceparent(sampled: bool = True) -> tuple[str, str]:
+    trace_id = secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-{'01' if sampled else '00'}", trace_id
+
+
+def sample_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples called `name` whose labels include `labels` (classic format)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+@pytest.fixture(scope="module")
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this process, via the real provider that create_app installed."""
+    exporter = InMemorySpanExporter()
+    create_app(make_settings(Path("unused.db")))  # makes sure the provider exists
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "tracing was not set up by create_app"
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()  # stops keeping spans (a provider cannot drop a processor)
+
+
+@pytest.fixture
+def api(template_db: Path, tmp_path: Path, spans: InMemorySpanExporter) -> Iterator[TestClient]:
+    """A client over this test's copy of the demo database, spans cleared."""
+    app = create_app(make_settings(copy_db(template_db, tmp_path)))
+    with TestClient(app) as client:
+        spans.clear()
+        yield client
+
+
+def server_span(spans: InMemorySpanExporter, trace_id: str) -> ReadableSpan:
+    found = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind == SpanKind.SERVER and format(s.context.trace_id, "032x") == trace_id
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+def test_every_stdout_line_of_a_real_server_is_json(template_db: Path, tmp_path: Path) -> None:
+    db = copy_db(template_db, tmp_path)
+    port = free_port()
+    log = tmp_path / "server.log"
+    server = start(db, port, log, LOG_FORMAT="json", APP_ENV="development")
+    header, trace_id = traceparent()
+    try:
+        wait_ready(port, server)
+        base = f"http://127.0.0.1:{port}"
+        calls = [
+            (f"{base}/api/v1/flights/1", {"traceparent": header, "X-Request-ID": "req-00000001"}),
+            (f"{base}/no-such-path", {}),
+            (f"{base}/api/v1/flights?limit=abc", {}),
+            (f"{base}/api/v1/flights/1", {"Authorization": "Bearer do-not-log-me"}),
+        ]
+        statuses = []
+        for url, headers in calls:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as r:
+                    statuses.append(r.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+        assert statuses == [200, 404, 422, 200]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+    text = log.read_text()
+    records = parse_lines(text)
+    events = [r["event"] for r in records]
+    assert any(e.startswith("Started server process") for e in events)  # uvicorn start-up
+    assert "Application shutdown complete." in events  # uvicorn shutdown
+    assert any(e.startswith("closed database") for e in events)  # our own stdlib logger
+    for record in records:
+        for key in SCHEMA:
+            assert key in record, record
+        assert record["service.name"] == "flights-backend"
+        assert record["deployment.environment"] == "development"
+        assert record["timestamp"].endswith("Z")
+        assert record["level"] == record["level"].lower()
+        assert record["process.pid"] == server.pid
+        if "trace_id" in record:
+            assert HEX32.match(record["trace_id"]) and HEX16.match(record["span_id"]), record
+    access = access_lines(records)
+    # one access line per request (lines may interleave: a response is sent before the
+    # request's dependencies are cleaned up, so the next request can finish first)
+    statuses = sorted(a["http.response.status_code"] for a in access if a["url.path"] != "/readyz")
+    assert statuses == [200, 200, 404, 422]
+    traced = next(a for a in access if a.get("request_id") == "req-00000001")
+    assert traced["trace_id"] == trace_id  # the caller's trace continues here
+    assert traced["http.route"] == "/api/v1/flights/{flight_id}"
+    assert "do-not-log-me" not in text
+    assert not any(r["logger"] == "uvicorn.access" for r in records)
+
+
+def test_unhandled_error_is_one_json_line_with_the_stack(
+    template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings(copy_db(template_db, tmp_path)))
+
+    @app.get("/test-only/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom for the test")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        capsys.readouterr()
+        response = client.get("/test-only/boom", headers={"X-Request-ID": "boom-request-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["X-Request-ID"] == "boom-request-1"
+    assert "kaboom" not in response.text
+
+    records = parse_lines(capsys.readouterr().out)
+    error = next(r for r in records if r["event"].startswith("unhandled error"))
+    assert error["level"] == "error"
+    assert "Traceback" in error["exception"] and "kaboom for the test" in error["exception"]
+    assert error["request_id"] == "boom-request-1"
+    assert HEX32.match(error["trace_id"])
+    (access,) = access_lines(records)
+    assert access["http.response.status_code"] == 500
+    assert access["http.route"] == "/test-only/boom"
+
+
+def test_console_format_is_for_humans(
+    template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings(copy_db(template_db, tmp_path), log_format="console"))
+    try:
+        with TestClient(app) as client:
+            capsys.readouterr()
+            client.get("/livez")
+        out = capsys.readouterr().out
+        assert "http.request" in out and not out.lstrip().startswith("{")
+    finally:
+        create_app(make_settings(copy_db(template_db, tmp_path)))  # back to JSON
+
+
+def test_redaction_of_secrets() -> None:
+    event = {
+        "event": "x",
+        "Authorization": "Bearer abc",
+        "db_password": "pw",
+        "csrf_token": "t",
+        "headers": {"Cookie": "session=1", "Set-Cookie": "a=b", "Accept": "*/*"},
+        "user": "alice",
+    }
+    out = redact_secrets(None, "info", event)
+    assert out["Authorization"] == out["db_password"] == out["csrf_token"] == REDACTED
+    assert out["headers"] == {"Cookie": REDACTED, "Set-Cookie": REDACTED, "Accept": "*/*"}
+    assert out["user"] == "alice"
+
+
+# --- request ids and the access line ----------------------------------------------------------
+
+
+def test_request_id_accepted_generated_and_rejected(
+    api: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    given = api.get("/livez", headers={"X-Request-ID": "abc.DEF_123-xyz"})
+    assert given.headers["X-Request-ID"] == "abc.DEF_123-xyz"
+    generated = api.get("/livez")
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-ID"])
+    for bad in ("short", "has space in it", "x" * 129, "semi;colon-1234"):
+        answer = api.get("/livez", headers={"X-Request-ID": bad})
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-ID"]), bad
+    missing = api.get("/no-such-path", headers={"X-Request-ID": "for-the-404"})
+    assert (missing.status_code, missing.headers["X-Request-ID"]) == (404, "for-the-404")
+    invalid = api.get("/api/v1/flights?limit=abc", headers={"X-Request-ID": "for-the-422"})
+    assert (invalid.status_code, invalid.headers["X-Request-ID"]) == (422, "for-the-422")
+
+    records = access_lines(parse_lines(capsys.readouterr().out))
+    logged = [r["request_id"] for r in records]
+    assert logged[0] == "abc.DEF_123-xyz" and logged[-2:] == ["for-the-404", "for-the-422"]
+    assert len(set(logged)) == len(logged)  # context cleared between requests
+
+
+def test_access_line_fields_and_trace_ids(
+    api: TestClient, spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header, trace_id = traceparent()
+    capsys.readouterr()
+    response = api.get(
+        "/api/v1/flights/1", headers={"traceparent": header, "User-Agent": "obs-test/1.0"}
+    )
+    assert response.status_code == 200
+    (access,) = access_lines(parse_lines(capsys.readouterr().out))
+    assert access["logger"] == "api.access" and access["level"] == "info"
+    for key in ACCESS_FIELDS:
+        assert key in access, key
+    assert access["http.request.method"] == "GET"
+    assert access["http.route"] == "/api/v1/flights/{flight_id}"
+    assert access["url.path"] == "/api/v1/flights/1"
+    assert access["http.response.status_code"] == 200
+    assert isinstance(access["duration_ms"], float) and access["duration_ms"] > 0
+    assert access["user_agent.original"] == "obs-test/1.0"
+    assert access["client.address"] == "testclient"
+    # exactly the ids of the server span that was current when the line was written
+    span = server_span(spans, trace_id)
+    assert access["trace_id"] == trace_id == format(span.context.trace_id, "032x")
+    assert access["span_id"] == format(span.context.span_id, "016x")
+
+
+def test_unknown_path_and_odd_method_labels(api: TestClient) -> None:
+    api.get("/no/such/thing/42")
+    api.request("BREW", "/livez")
+    text = api.get("/metrics").text
+    name = "http_server_request_duration_seconds_count"
+    assert sample_value(text, name, http_route="unmatched", http_response_status_code="404") >= 1
+    assert sample_value(text, name, http_request_method="_OTHER", http_route="/livez") >= 1
+    assert 'http_route="/no/such/thing/42"' not in text
+    # the request being served right now is the only active one
+    assert sample_value(text, "http_server_active_requests", http_route="/metrics") == 1
+
+
+# --- spans -----------------------------------------------------------------------------------
+
+
+def test_duckdb_spans_hang_below_the_server_span(
+    api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    header, trace_id = traceparent()
+    assert api.get("/api/v1/flights/1", headers={"traceparent": header}).status_code == 200
+    server = server_span(spans, trace_id)
+    assert server.name == "GET /api/v1/flights/{flight_id}"
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/api/v1/flights/{flight_id}"
+    db_spans = [
+        s
+        for s in spans.get_finished_spans()
+        if s.attributes and s.attributes.get("db.system.name") == "duckdb"
+    ]
+    assert [s.name for s in db_spans] == ["flight_get"]
+    (db,) = db_spans
+    assert db.kind == SpanKind.CLIENT
+    assert db.parent is not None and db.parent.span_id == server.context.span_id
+    assert db.context.trace_id == server.context.trace_id
+    assert dict(db.attributes or {}) == {
+        "db.system.name": "duckdb",
+        "db.operation.name": "SELECT",
+        "db.query.summary": "flight_get",
+        "db.response.returned_rows": 1,
+    }
+    # only the server span and the query: no internal receive/send spans
+    mine = [s for s in spans.get_finished_spans() if s.context.trace_id == int(trace_id, 16)]
+    assert sorted(s.kind.name for s in mine) == ["CLIENT", "SERVER"]
+
+
+def test_failing_query_gives_an_error_span_and_outcome(
+    api: TestClient, spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    before = api.get("/metrics").text
+    with duckdb.connect(str(tmp_path / "scratch.db")) as con, pytest.raises(duckdb.Error):
+        run_query(con, "migration", sql="SELECT * FROM no_such_table")
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "migration"]
+    assert span.status.status_code == StatusCode.ERROR
+    assert [e.name for e in span.events] == ["exception"]
+    assert span.attributes is not None and span.attributes["db.operation.name"] == "SELECT"
+    after = api.get("/metrics").text
+    name = "duckdb_query_duration_seconds_count"
+    rise = sample_value(after, name, query="migration", outcome="error") - sample_value(
+        before, name, query="migration", outcome="error"
+    )
+    assert rise == 1
+
+
+def test_probes_and_metrics_are_not_traced(api: TestClient, spans: InMemorySpanExporter) -> None:
+    for path in ("/livez", "/readyz", "/health", "/metrics"):
+        header, _ = traceparent()
+        assert api.get(path, headers={"traceparent": header}).status_code == 200
+    assert spans.get_finished_spans() == ()  # not even the readiness query
+
+
+def test_unsampled_request_keeps_the_trace_id_in_logs(
+    api: TestClient, spans: InMemorySpanExporter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header, trace_id = traceparent(sampled=False)
+    capsys.readouterr()
+    api.get("/api/v1/flights/2", headers={"traceparent": header})
+    (access,) = access_lines(parse_lines(capsys.readouterr().out))
+    assert access["trace_id"] == trace_id
+    assert spans.get_finished_spans() == ()
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_query_histogram_counts_exactly_the_queries(
+    api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    before = api.get("/metrics").text
+    spans.clear()
+    for path in (
+        "/api/v1/flights?origin=JFK&limit=5",
+        "/api/v1/flights/3",
+        "/api/v1/stats/carriers",
+    ):
+        assert api.get(path).status_code == 200
+    queries = [
+        s
+        for s in spans.get_finished_spans()
+        if s.attributes and s.attributes.get("db.system.name") == "duckdb"
+    ]
+    after = api.get("/metrics").text
+    name = "duckdb_query_duration_seconds_count"
+    assert sample_value(after, name) - sample_value(before, name) == len(queries) >= 3
+    rows = sample_value(after, "duckdb_query_returned_rows_total", query="flight_get")
+    assert rows - sample_value(before, "duckdb_query_returned_rows_total", query="flight_get") == 1
+
+
+def test_database_gauges_and_build_info(api: TestClient) -> None:
+    text = api.get("/metrics").text
+    assert sample_value(text, "duckdb_database_size_bytes") > 1_000_000
+    assert "duckdb_wal_size_bytes" in text
+    assert (
+        sample_value(text, "app_build_info", service_name="flights-backend", version="0.1.0") == 1
+    )
+
+
+def test_promtool_finds_nothing_and_openmetrics_is_valid(api: TestClient) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: install Debian's prometheus package"
+    header, _ = traceparent()
+    api.get("/api/v1/flights/1", headers={"traceparent": header})
+    classic = api.get("/metrics")
+    assert classic.headers["content-type"].startswith("text/plain; version=0.0.4")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=classic.text, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result
+    assert "# {" not in classic.text  # exemplars only in OpenMetrics
+
+    # promtool (2.42) parses only the classic format (it stops at the first exemplar), so the
+    # OpenMetrics answer is checked by prometheus-client's strict OpenMetrics parser instead.
+    openmetrics = api.get("/metrics", headers=OPENMETRICS)
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert openmetrics.text.endswith("# EOF\n")
+    families = {f.name for f in parse_openmetrics(openmetrics.text)}
+    assert {"duckdb_query_duration_seconds", "http_server_request_duration_seconds"} <= families
+
+
+def test_openmetrics_exemplar_carries_the_trace_id(
+    api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    header, trace_id = traceparent()
+    api.get("/api/v1/flights/4", headers={"traceparent": header})
+    text = api.get("/metrics", headers=OPENMETRICS).text
+    pattern = (
+        r'duckdb_query_duration_seconds_bucket\{[^}]*query="flight_get"[^}]*\} \S+ '
+        rf'# \{{trace_id="{trace_id}"\}}'
+    )
+    assert re.search(pattern, text), "no exemplar with the request's trace id"
+    exemplars = [
+        sample.exemplar
+        for family in parse_openmetrics(text)
+        for sample in family.samples
+        if sample.exemplar is not None
+    ]
+    assert exemplars and all(HEX32.match(e.labels["trace_id"]) for e in exemplars)
+
+
+def test_metrics_token(template_db: Path, tmp_path: Path) -> None:
+    token = secrets.token_urlsafe(24)
+    app = create_app(make_settings(copy_db(template_db, tmp_path), metrics_token=token))
+    with TestClient(app) as client:
+        missing = client.get("/metrics")
+        assert missing.status_code == 401
+        assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.get("/metrics", headers={"Authorization": token}).status_code == 401
+        right = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert right.status_code == 200 and "duckdb_query_duration_seconds" in right.text
+        assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_production_without_metrics_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("METRICS_TOKEN", "METRICS_PUBLIC")}
+    env.update(APP_ENV="production", DATABASE_PATH=str(tmp_path / "app.db"), PORT="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "api", "serve"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "METRICS_TOKEN" in result.stderr
+    assert not (tmp_path / "app.db").exists()  # refused before touching anything
+
+    # METRICS_PUBLIC=true is the explicit opt-out; a token alone is fine too
+    assert make_settings(tmp_path / "x.db", app_env="production", metrics_public=True)
+    assert make_settings(tmp_path / "x.db", app_env="production", metrics_token="t0ken-123")
