@@ -28,9 +28,11 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff lint and format check over the whole repository
+lint: ## ruff lint and format check over the whole repository, mypy over both services
 	$(RUFF) check .
 	$(RUFF) format --check .
+	cd backend && .venv/bin/mypy api
+	cd frontend && .venv/bin/mypy web
 
 format: ## apply ruff fixes and formatting
 	$(RUFF) check --fix .
