@@ -27,18 +27,26 @@ trap stop EXIT
 (cd "$root/backend" && PORT="$backend_port" exec "$backend_venv/bin/python" -m api serve) &
 pids+=($!)
 
+wait_for() { # $1 = URL answering 200 when ready, $2 = pid of the service, $3 = its name
+  for _ in $(seq 1 600); do
+    # Python rather than curl: the deployment image is only guaranteed to have Python.
+    if "$backend_venv/bin/python" -c "import urllib.request as u; u.urlopen('$1', timeout=1)" 2>/dev/null; then
+      return 0
+    fi
+    if ! kill -0 "$2" 2>/dev/null; then echo "run: the $3 exited" >&2; exit 1; fi
+    sleep 0.2
+  done
+  echo "run: the $3 was not ready after 120 s" >&2
+  exit 1
+}
 # The first start loads 336,776 flights; later starts are ready in about a second.
 echo "run: waiting for the backend on :$backend_port (first start loads the demo data)"
-for _ in $(seq 1 600); do
-  # Python rather than curl: the deployment image is only guaranteed to have Python.
-  if "$backend_venv/bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$backend_port/readyz', timeout=1)" 2>/dev/null; then break; fi
-  if ! kill -0 "${pids[0]}" 2>/dev/null; then echo "run: the backend exited" >&2; exit 1; fi
-  sleep 0.2
-done
+wait_for "http://127.0.0.1:$backend_port/readyz" "${pids[0]}" backend
 
 (cd "$root/frontend" && PORT="$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port" \
   exec "$frontend_venv/bin/gunicorn" -c gunicorn.conf.py "web:create_app()") &
 pids+=($!)
+wait_for "http://127.0.0.1:$frontend_port/livez" "${pids[1]}" frontend
 
 cat <<MSG
 
