@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 RUFF := .venv/bin/ruff
 
-.PHONY: help install run test lint format unit-backend unit-frontend system-tests system-deps lock demo-data
+.PHONY: help install run test loadtest lint format unit-backend unit-frontend system-tests system-deps lock demo-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ unit-backend:
 
 unit-frontend:
 	cd frontend && .venv/bin/python -m pytest -q
+
+loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed
+	@scripts/bootstrap.sh test
+	@scripts/loadtest.sh
 
 system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
 	.venv/bin/python -m pytest -q tests
