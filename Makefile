@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 RUFF := .venv/bin/ruff
 
-.PHONY: help install run test loadtest lint format unit-backend unit-frontend system-tests system-deps lock demo-data
+.PHONY: help install run test loadtest bench lint format unit-backend unit-frontend system-tests system-deps lock demo-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ unit-frontend:
 loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed
 	@scripts/bootstrap.sh test
 	@scripts/loadtest.sh
+
+bench: ## benchmark telemetry on vs off, the dashboard vs the ceiling, raw DuckDB (docs/performance.md)
+	@scripts/bootstrap.sh test
+	timeout --kill-after=30 1200 .venv/bin/python bench/run.py
 
 system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
 	.venv/bin/python -m pytest -q tests

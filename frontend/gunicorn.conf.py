@@ -123,8 +123,9 @@ def on_starting(server):
 def post_fork(server, worker):
     """Each worker, right after the fork: OpenTelemetry (its span processor starts a thread,
     and threads do not survive fork, so never in the master). The app factory then finds
-    tracing already set up in this process."""
-    tracing.setup(_info)
+    tracing already set up in this process. Nothing at all with TELEMETRY_ENABLED=false."""
+    if _settings.TELEMETRY_ENABLED:
+        tracing.setup(_info)
 
 
 def worker_exit(server, worker):

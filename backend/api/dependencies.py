@@ -8,6 +8,7 @@ from typing import Annotated
 import duckdb
 from fastapi import Depends, Request
 
+from api.db.cache import ResultCache
 from api.db.database import Database, DatabaseNotReadyError
 
 
@@ -29,3 +30,15 @@ def get_cursor(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 Cursor = Annotated[duckdb.DuckDBPyConnection, Depends(get_cursor)]
+
+
+async def get_results(request: Request) -> ResultCache:
+    """The app's cache of reusable query results (api/db/cache.py).
+
+    `async` on purpose: FastAPI runs plain `def` dependencies in the threadpool, a hop that
+    cost more than a cache hit itself (py-spy, docs/performance.md)."""
+    results: ResultCache = request.app.state.results
+    return results
+
+
+Results = Annotated[ResultCache, Depends(get_results)]

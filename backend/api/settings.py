@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     - `GIT_COMMIT`: reported by `app_build_info`; defaults to `SOURCE_COMMIT` (set by Coolify),
       else "unknown".
     - `OTEL_SERVICE_NAME`: `service.name` of logs, spans and metrics (default flights-backend).
+    - `TELEMETRY_ENABLED`: `false` turns tracing, the access line, HTTP metrics and DuckDB
+      query spans/metrics off (logs and `/metrics` build info stay); default true.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     git_commit: str = Field(default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown")
     otel_service_name: str = "flights-backend"
+    telemetry_enabled: bool = True
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -43,12 +43,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     Observability (docs/observability.md): logging is (re)configured for this process, tracing
     is set up unless this process already did (gunicorn's post_fork), Flask is instrumented,
     and the request hooks (request id, access line, HTTP metrics) and ``/metrics`` are added.
+    With ``TELEMETRY_ENABLED=false`` only logging, the request id and ``/metrics`` remain.
     """
     settings = settings or Settings()
     info = service_info(settings)
     # First, so that anything logged while building the app is already structured.
     obs_logging.configure(info, log_format=settings.LOG_FORMAT, level=settings.LOG_LEVEL)
-    tracer_provider = tracing.setup(info)
+    telemetry = settings.TELEMETRY_ENABLED
+    # TELEMETRY_ENABLED=false: no tracer provider, no instrumentation, no access line or HTTP
+    # metrics (only the request id); JSON logs and /metrics (build info) stay.
+    tracer_provider = tracing.setup(info) if telemetry else None
     obs_metrics.set_build_info(info)
 
     app = Flask(__name__)
@@ -81,10 +85,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Hook order matters: our request hooks first (request id and access line even when a later
     # before_request such as CSRF fails), then the Flask span, then CSRF.
-    obs_requests.install(app)
-    FlaskInstrumentor().instrument_app(
-        app, excluded_urls=tracing.EXCLUDED_URLS, tracer_provider=tracer_provider
-    )
+    obs_requests.install(app, record=telemetry)
+    if tracer_provider is not None:
+        FlaskInstrumentor().instrument_app(
+            app, excluded_urls=tracing.EXCLUDED_URLS, tracer_provider=tracer_provider
+        )
     csrf.init_app(app)
     register_filters(app)
 

@@ -187,6 +187,8 @@ class BackendClient:
             pool=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
         )
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
+        # TELEMETRY_ENABLED=false: no client spans, no backend_request_duration_seconds.
+        self.telemetry = settings.TELEMETRY_ENABLED
         self._transport = transport
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -204,10 +206,11 @@ class BackendClient:
                 # The OpenTelemetry transport wraps the real one (a fresh wrapper per client, so
                 # a reused test transport is never instrumented twice); the tracer provider is
                 # this process's, set up after the fork.
-                transport = SyncOpenTelemetryTransport(
-                    self._transport or httpx.HTTPTransport(),
-                    tracer_provider=tracing.provider(),
-                )
+                transport: httpx.BaseTransport = self._transport or httpx.HTTPTransport()
+                if self.telemetry:
+                    transport = SyncOpenTelemetryTransport(
+                        transport, tracer_provider=tracing.provider()
+                    )
                 self._client = httpx.Client(
                     base_url=self.base_url,
                     timeout=self.timeout,
@@ -219,6 +222,10 @@ class BackendClient:
                 self._client_pid = pid
                 self._cache.clear()
             return self._client
+
+    def _observe(self, method: str, route: str, status: int | None, seconds: float) -> None:
+        if self.telemetry:
+            metrics.observe_backend(method, route, status, seconds)
 
     def close(self) -> None:
         """Close the pooled connections (tests, worker exit). A later call reopens lazily."""
@@ -255,12 +262,12 @@ class BackendClient:
         try:
             response = self._http().request(method, path or route, **kwargs)
         except httpx.TimeoutException as exc:
-            metrics.observe_backend(method, route, None, time.perf_counter() - started)
+            self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
-            metrics.observe_backend(method, route, None, time.perf_counter() - started)
+            self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
-        metrics.observe_backend(method, route, response.status_code, time.perf_counter() - started)
+        self._observe(method, route, response.status_code, time.perf_counter() - started)
 
         status = response.status_code
         if 200 <= status < 300:
@@ -388,7 +395,7 @@ class BackendClient:
             with suppress_instrumentation():
                 response = self._http().get(READINESS_ROUTE, timeout=timeout)
         except httpx.HTTPError as exc:
-            metrics.observe_backend("GET", READINESS_ROUTE, None, time.perf_counter() - started)
+            self._observe("GET", READINESS_ROUTE, None, time.perf_counter() - started)
             if isinstance(exc, httpx.TimeoutException):
                 reason = f"timeout after {self.readiness_timeout:g} s"
             elif isinstance(exc, httpx.ConnectError):
@@ -397,7 +404,7 @@ class BackendClient:
                 reason = f"unreachable ({type(exc).__name__})"
             raise BackendUnavailable(reason) from exc
         elapsed = time.perf_counter() - started
-        metrics.observe_backend("GET", READINESS_ROUTE, response.status_code, elapsed)
+        self._observe("GET", READINESS_ROUTE, response.status_code, elapsed)
         try:
             body = response.json()
         except ValueError:

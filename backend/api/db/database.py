@@ -29,7 +29,7 @@ from tenacity import (
 )
 
 from api.db.queries import QUERIES, SCRIPT_NAMES
-from api.observability import metrics, tracing
+from api.observability import metrics, switch, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,25 @@ Params = Mapping[str, Any] | Sequence[Any]
 
 # How often a write transaction that hit a write-write conflict is attempted in total.
 WRITE_ATTEMPTS = 5
+
+# The write generation: bumped after every statement that may have changed data (anything
+# but a SELECT: INSERT/UPDATE/DELETE in autocommit, COMMIT, DDL, ...). Result caches
+# (api/db/cache.py) key their entries by it, so a committed write invalidates them at once.
+# One process owns the database file (DuckDB allows one writer process, and the backend runs
+# exactly one), so every write passes through here and an in-process counter is coherent.
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def write_generation() -> int:
+    """The current write generation (read it BEFORE running a query whose result is kept)."""
+    return _generation
+
+
+def _data_changed() -> None:
+    global _generation
+    with _generation_lock:
+        _generation += 1
 
 
 class DatabaseNotReadyError(RuntimeError):
@@ -97,24 +116,40 @@ def run_query(
         statement = sql
     else:
         raise ValueError(f"query {name!r} may not carry its own SQL")
+    if not switch.enabled():  # TELEMETRY_ENABLED=false: no span, no metric observation
+        return _execute(cursor, statement, params)
     with tracing.query_span(name, statement) as span:
         started = time.perf_counter()
         try:
-            if params is None:
-                cursor.execute(statement)
-            else:
-                cursor.execute(statement, params)
-            if cursor.description is None:
-                result = QueryResult(columns=[], rows=[])
-            else:
-                columns = [column[0] for column in cursor.description]
-                result = QueryResult(columns=columns, rows=cursor.fetchall())
+            result = _execute(cursor, statement, params)
         except BaseException:
             metrics.observe_query(name, "error", time.perf_counter() - started)
             raise
         metrics.observe_query(name, "ok", time.perf_counter() - started, len(result.rows))
         span.set_attribute("db.response.returned_rows", len(result.rows))
         return result
+
+
+def _execute(
+    cursor: duckdb.DuckDBPyConnection, statement: str, params: Params | None
+) -> QueryResult:
+    """Execute `statement` and fetch every row (no telemetry; `run_query` adds it).
+
+    Bumps the write generation after any statement that is not a SELECT, once it returned:
+    after COMMIT the new data is visible to every later query.
+    """
+    try:
+        if params is None:
+            cursor.execute(statement)
+        else:
+            cursor.execute(statement, params)
+        if cursor.description is None:
+            return QueryResult(columns=[], rows=[])
+        return QueryResult(columns=[c[0] for c in cursor.description], rows=cursor.fetchall())
+    finally:
+        # Also on failure: a failed statement may have ended a transaction (rolled back).
+        if tracing.operation_name(statement) != "SELECT":
+            _data_changed()
 
 
 def _rollback_quietly(cursor: duckdb.DuckDBPyConnection) -> None:

@@ -61,9 +61,35 @@ def _route() -> str:
     return rule.rule if rule is not None else metrics.UNMATCHED_ROUTE
 
 
-def install(app: Flask) -> None:
+def _install_request_id_only(app: Flask) -> None:
+    @app.before_request
+    def bind_request_id() -> None:
+        request_id = accept_or_generate_request_id(request.headers.get(REQUEST_ID_HEADER))
+        obs_logging.bind_request_context(request_id=request_id)
+        g._obs_request_id = request_id
+
+    @app.after_request
+    def return_request_id(response: Response) -> Response:
+        request_id = g.get("_obs_request_id") or accept_or_generate_request_id(
+            request.headers.get(REQUEST_ID_HEADER)
+        )
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    @app.teardown_request
+    def clear_request_id(_exc: BaseException | None) -> None:
+        obs_logging.clear_request_context()
+
+
+def install(app: Flask, record: bool = True) -> None:
     """Register the hooks on ``app``. Call before any other ``before_request`` registration
-    (CSRF, tracing), so an early failure there still has a request id and an access line."""
+    (CSRF, tracing), so an early failure there still has a request id and an access line.
+
+    ``record=False`` (``TELEMETRY_ENABLED=false``): only the request id (log context, response
+    header, forwarded to the backend); no metrics, no access line."""
+    if not record:
+        _install_request_id_only(app)
+        return
 
     @app.before_request
     def start_request() -> None:

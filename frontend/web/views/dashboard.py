@@ -2,15 +2,26 @@
 
 Data: ``/stats/carriers`` (headline figures, delay-by-carrier bars) and ``/stats/daily``
 (flights per day over the whole year; the selected month is shaded).
+
+Every worker keeps the rendered data part of the page (``_dashboard_data.html``: figures,
+charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5 s, at most 1 s) per filter
+combination, so under load most page views skip both backend calls, the chart building and
+the rendering of the 365-row table (the biggest cost per page, see docs/performance.md); a
+write still shows within a second (the backend invalidates its own aggregate cache at the
+write). Only what is the same for every visitor is kept: the rest of the page (form, flash
+messages, anything per user) is rendered per request.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from cachetools import TTLCache
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from web.backend_client import CarrierStat
 from web.charts import bar_chart, line_chart
@@ -49,6 +60,38 @@ def headline(stats: list[CarrierStat]) -> dict[str, Any]:
     }
 
 
+class DashboardCache:
+    """Per-worker, per-filter cache of the dashboard's data, ``seconds`` long (0 = off)."""
+
+    def __init__(self, seconds: float, maxsize: int = 64) -> None:
+        self.seconds = seconds
+        self._entries: TTLCache[tuple[str | None, int | None], dict[str, Any]] | None = (
+            TTLCache(maxsize=maxsize, ttl=seconds) if seconds > 0 else None
+        )
+        self._lock = threading.Lock()
+
+    def get(self, origin: str | None, month: int | None) -> dict[str, Any]:
+        if self._entries is None:
+            return dashboard_data(origin, month)
+        key = (origin, month)
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None:
+            return hit
+        data = dashboard_data(origin, month)  # raises on backend failure: never cached
+        with self._lock:
+            self._entries[key] = data
+        return data
+
+
+def _cache() -> DashboardCache:
+    cache: DashboardCache | None = current_app.extensions.get("dashboard_cache")
+    if cache is None:
+        seconds = current_app.extensions["settings"].DASHBOARD_CACHE_SECONDS
+        cache = current_app.extensions.setdefault("dashboard_cache", DashboardCache(seconds))
+    return cache
+
+
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """Render the dashboard. Backend failures surface as the 503/502 error pages."""
@@ -63,6 +106,15 @@ def index() -> ResponseReturnValue:
         origin = form.origin.data or None
         month = int(form.month.data) if form.month.data else None
 
+    data = _cache().get(origin, month)
+    return render_template("dashboard.html", form=form, scope=data["scope"], data_html=data["html"])
+
+
+def dashboard_data(origin: str | None, month: int | None) -> dict[str, Any]:
+    """The dashboard's data part for these filters, rendered (``html``), and its ``scope``.
+
+    The same for every visitor: no request or user state goes into it."""
+    client = backend()
     stats = client.carrier_stats(origin=origin, month=month)
     daily = client.daily_stats(origin=origin)
 
@@ -96,10 +148,8 @@ def index() -> ResponseReturnValue:
             MONTHS[month - 1] if month else "all months",
         )
     )
-    return render_template(
-        "dashboard.html",
-        form=form,
-        scope=scope,
+    html = render_template(
+        "_dashboard_data.html",
         month_name=MONTHS[month - 1] if month else None,
         figures=headline(stats),
         stats=stats,
@@ -109,3 +159,4 @@ def index() -> ResponseReturnValue:
         daily=daily,
         daily_chart=daily_chart,
     )
+    return {"scope": scope, "html": Markup(html)}

@@ -1,0 +1,105 @@
+"""Reuse of read-only query results until the data changes (the dashboard's aggregates).
+
+`ResultCache.run(cursor, name, params)` returns the result of the named query for these
+parameters from a small bounded LRU cache (cachetools) when the database has not been written
+since it was computed, and runs it through `run_query` otherwise. Entries are keyed by
+(write generation, query name, parameters); `api.db.database` bumps the generation after every
+statement that may change data (COMMIT, autocommit INSERT/UPDATE/DELETE, DDL), so the next call
+after a committed write recomputes.
+
+Why an in-process cache is coherent here: exactly ONE process owns the DuckDB file (DuckDB
+allows one writer process; the backend runs a single uvicorn process), so every write passes
+through this process's `run_query` and bumps the counter. Ordering makes it race-free: the
+generation is read BEFORE the query runs, and bumped only AFTER a COMMIT returned, so a result
+computed from a snapshot older than a write is always filed under an older generation, which
+no later lookup uses. Run a second writer process against the file and this no longer holds
+(DuckDB refuses that anyway).
+
+Only for named queries whose result depends on nothing but the database and the parameters
+(`CACHEABLE`). A hit skips the query span and the DuckDB metrics: no query ran.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, TypeVar, cast
+
+import duckdb
+from cachetools import LRUCache
+from starlette.concurrency import run_in_threadpool
+
+from api.db.database import QueryResult, run_query, write_generation
+
+# Statements worth reusing: full-table aggregates and small reference lists.
+CACHEABLE = frozenset({"stats_carriers", "stats_daily", "airlines_list", "airports_list"})
+# Distinct (query, parameters) entries kept: the dashboard has 3 origins x 13 months per
+# aggregate; a few hundred small results are well under a megabyte.
+MAX_ENTRIES = 256
+
+T = TypeVar("T")
+
+
+class ResultCache:
+    """A bounded, thread-safe cache of values derived from the database (see the module doc).
+
+    `run` reuses `QueryResult`s of the `CACHEABLE` named queries; `reuse`/`reuse_async` keep
+    any value computed from the database (e.g. a rendered JSON body) under a key of the
+    caller's choosing. Every entry is dropped at the next write.
+    """
+
+    def __init__(self, maxsize: int = MAX_ENTRIES) -> None:
+        self._entries: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
+        self._generation = write_generation()
+        self._lock = threading.Lock()
+
+    def _lookup(self, key: Hashable, generation: int) -> Any:
+        with self._lock:
+            if generation > self._generation:
+                # Older entries can never be hit again: free them at once.
+                self._entries.clear()
+                self._generation = generation
+            return self._entries.get(key) if generation == self._generation else None
+
+    def _store(self, key: Hashable, generation: int, value: Any) -> None:
+        with self._lock:
+            if self._generation == generation:
+                self._entries[key] = value
+
+    def reuse(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value kept under `key`, or `compute()` (then kept until the next write)."""
+        generation = write_generation()  # before computing (see the module doc)
+        hit = self._lookup(key, generation)
+        if hit is not None:
+            return cast(T, hit)
+        value = compute()  # an exception is never cached
+        self._store(key, generation, value)
+        return value
+
+    async def reuse_async(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`reuse` for the event loop: a hit costs no thread; a miss runs `compute` (blocking,
+        e.g. DuckDB) in the threadpool, with the request's context (spans nest as usual)."""
+        generation = write_generation()
+        hit = self._lookup(key, generation)
+        if hit is not None:
+            return cast(T, hit)
+        value = await run_in_threadpool(compute)
+        self._store(key, generation, value)
+        return value
+
+    def run(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """The result of `run_query(cursor, name, params)`, reused while no write happened."""
+        if name not in CACHEABLE:
+            raise ValueError(f"query {name!r} is not cacheable")
+        key = (name, *sorted((params or {}).items()))
+        return self.reuse(key, lambda: run_query(cursor, name, params))
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()

@@ -1,0 +1,43 @@
+"""The dashboard reuses aggregates (backend result cache, frontend per-worker cache of at most
+DASHBOARD_CACHE_SECONDS <= 1 s), yet a write must show on it within a second.
+
+Both caches are primed first (many requests, so every gunicorn worker holds the old figures),
+then a flight is created through the API; from one second after the write returned, every
+dashboard request, on whichever worker, shows the new total.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from conftest import Stack
+
+pytestmark = pytest.mark.timeout(300)
+
+NEW_FLIGHT = {
+    "year": 2013, "month": 7, "day": 4, "sched_dep_time": 900, "sched_arr_time": 1200,
+    "carrier": "UA", "flight": 4243, "origin": "JFK", "dest": "SFO",
+}  # fmt: skip
+
+
+def test_a_write_shows_on_the_dashboard_within_a_second(fresh_stack: Stack) -> None:
+    with httpx.Client(timeout=10) as client:
+        for _ in range(20):  # prime both caches on every worker
+            page = client.get(fresh_stack.frontend.url + "/")
+            assert page.status_code == 200 and "336,776" in page.text
+
+        created = client.post(fresh_stack.backend.url + "/api/v1/flights", json=NEW_FLIGHT)
+        assert created.status_code == 201, created.text
+        written = time.monotonic()
+
+        # The backend's own cache is invalidated by the write itself: no delay at all there.
+        stats = client.get(fresh_stack.backend.url + "/api/v1/stats/carriers").json()
+        assert sum(row["flights"] for row in stats["items"]) == 336_777
+
+        time.sleep(max(0.0, written + 1.0 - time.monotonic()))
+        for _ in range(20):  # new connections spread over the workers
+            page = httpx.get(fresh_stack.frontend.url + "/", timeout=10)
+            assert page.status_code == 200
+            assert "336,777" in page.text and "336,776" not in page.text
