@@ -175,6 +175,11 @@ def test_frontend_survives_backend_outage(fresh_stack: Stack, log_dir) -> None:
     assert ready.status_code == 503
     assert "backend" in ready.json()["checks"]
     assert httpx.get(stack.frontend.url + "/livez", timeout=10).status_code == 200
+    # Coolify's probe stays green: its proxy would otherwise drop the frontend from routing
+    # and users would get the proxy's error instead of the 503 page above.
+    health = httpx.get(stack.frontend.url + "/health", timeout=10)
+    assert health.status_code == 200
+    assert health.json()["checks"]["backend"] != "ok"
 
     # Same file, same port: the frontend recovers on its own, no restart.
     restarted = backend_service(stack.db_path, log_dir, port=stack.backend.port).start()

@@ -17,23 +17,39 @@ def livez() -> ResponseReturnValue:
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
-def readyz() -> ResponseReturnValue:
-    """200 when the backend's ``/readyz`` answers ready within the readiness timeout, else
-    503 ``{"status": "fail", "checks": {"backend": "<reason>"}}``."""
+def _backend_check() -> str:
+    """ "ok" when the backend's ``/readyz`` answers ready within the readiness timeout, else
+    the reason (e.g. "connection refused")."""
     try:
         backend().ready()
     except BackendUnavailable as exc:
-        response = jsonify(status="fail", checks={"backend": exc.message})
-        response.status_code = 503
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    response = jsonify(status="ok", checks={"backend": "ok"})
+        return exc.message
+    return "ok"
+
+
+def _answer(status: str, backend_check: str, code: int) -> ResponseReturnValue:
+    response = jsonify(status=status, checks={"backend": backend_check})
+    response.status_code = code
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """200 when the backend's ``/readyz`` answers ready within the readiness timeout, else
+    503 ``{"status": "fail", "checks": {"backend": "<reason>"}}``."""
+    check = _backend_check()
+    return _answer("ok" if check == "ok" else "fail", check, 200 if check == "ok" else 503)
+
+
 @bp.get("/health")
 def health() -> ResponseReturnValue:
-    """What Coolify probes: the same answer as ``/readyz``."""
-    return readyz()
+    """What Coolify probes: 200 while this process can serve pages, whatever the backend does.
+
+    Coolify's proxy takes unhealthy containers out of routing: tying this to the backend would
+    replace the friendly 503 page with the proxy's error during a backend outage or deploy,
+    and a frontend deploy could never finish while the backend is down. The backend's state
+    is still reported in ``checks`` (and by ``/readyz``, for monitors and alerts).
+    """
+    check = _backend_check()
+    return _answer("ok" if check == "ok" else "degraded", check, 200)
