@@ -1,8 +1,9 @@
 """Application factory: `create_app(settings)` builds the FastAPI app.
 
-The lifespan opens the database once per process (retrying while another process holds the
-file lock), applies migrations, loads the demo data into an empty database when enabled, and
-on shutdown runs CHECKPOINT, closes the file and flushes the queued spans.
+The lifespan opens the database once per process (in the background while another process
+holds the file lock, so probes answer during a rolling deploy), applies migrations, loads the
+demo data into an empty database when enabled, and on shutdown runs CHECKPOINT, closes the
+file and flushes the queued spans.
 
 Observability (docs/observability.md) is wired here: JSON logging (idempotent, so TestClient
 apps get it too), the process's tracer provider (set up once per process), the FastAPI
@@ -12,6 +13,8 @@ server spans, the request-telemetry middleware and `GET /metrics`.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl, urlencode
@@ -22,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__
 from api.db.cache import ResultCache
-from api.db.database import Database
+from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError
 from api.db.demo_data import load_demo_data
 from api.db.migrate import apply_migrations
 from api.observability import metrics, switch, tracing
@@ -36,17 +39,27 @@ from api.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(
+    settings: Settings,
+    lock_timeout_seconds: float | None = None,
+    cancel: threading.Event | None = None,
+) -> Database:
     """Open the database, apply migrations and (if enabled and empty) load the demo data.
 
-    Blocking (up to DB_LOCK_TIMEOUT_SECONDS while the file is locked, a few seconds for the
-    demo data). Raises `DatabaseLockedError` or `duckdb.Error`; the file is closed on error.
+    Blocking: while the file is locked by another process, up to `lock_timeout_seconds`
+    (default DB_LOCK_TIMEOUT_SECONDS) or until `cancel` is set; a few seconds for the demo
+    data. Raises `DatabaseLockedError` or `duckdb.Error`; the file is closed on error.
     """
     database = Database.open(
         settings.database_path,
         memory_limit=settings.duckdb_memory_limit,
         threads=settings.duckdb_threads,
-        lock_timeout_seconds=settings.db_lock_timeout_seconds,
+        lock_timeout_seconds=(
+            settings.db_lock_timeout_seconds
+            if lock_timeout_seconds is None
+            else lock_timeout_seconds
+        ),
+        cancel=cancel,
     )
     try:
         with database.session() as cursor:
@@ -57,6 +70,27 @@ def open_database(settings: Settings) -> Database:
         database.close()
         raise
     return database
+
+
+def open_when_released(app: FastAPI, settings: Settings, cancel: threading.Event) -> None:
+    """Background thread of a rolling deploy: wait for the old process to release the file.
+
+    Sets `app.state.database` once open. Returns quietly when `cancel` is set (shutdown).
+    When DB_LOCK_TIMEOUT_SECONDS pass first, logs the reason and ends the process with exit
+    code 1, so the platform restarts it or fails the deploy instead of keeping a backend that
+    can never serve.
+    """
+    try:
+        database = open_database(settings, cancel=cancel)
+    except Exception as exc:
+        if cancel.is_set():
+            return
+        logger.critical("could not open the database: %s", exc, exc_info=exc)
+        # Nothing is open yet that would need closing; uvicorn's shutdown path would exit 0.
+        os._exit(1)
+    app.state.database = database
+    app.state.database_status = "ok"
+    logger.info("opened the database after the other process released it")
 
 
 class DropEmptyQueryParams:
@@ -110,14 +144,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # In a worker thread so the event loop stays responsive (e.g. to SIGTERM) meanwhile.
-        database = await to_thread.run_sync(open_database, settings)
-        app.state.database = database
+        cancel = threading.Event()
+        opener: threading.Thread | None = None
+        try:
+            # In a worker thread so the event loop stays responsive (e.g. to SIGTERM).
+            app.state.database = await to_thread.run_sync(open_database, settings, 0.0)
+            app.state.database_status = "ok"
+        except DatabaseLockedError:
+            # A rolling deploy: the old container still holds the file, and Coolify stops it
+            # only once this one is healthy. So serve the probes now (/health: "starting",
+            # /readyz: 503, API: 503) and take the file as soon as it is released.
+            logger.warning(
+                "database %s is locked by another process; serving probes and retrying "
+                "for up to %s s (DB_LOCK_TIMEOUT_SECONDS)",
+                settings.database_path,
+                settings.db_lock_timeout_seconds,
+            )
+            app.state.database_status = WAITING_FOR_LOCK
+            opener = threading.Thread(
+                target=open_when_released,
+                args=(app, settings, cancel),
+                name="database-opener",
+                daemon=True,
+            )
+            opener.start()
         try:
             yield
         finally:
-            app.state.database = None
-            await to_thread.run_sync(database.close)
+            cancel.set()
+            if opener is not None:
+                await to_thread.run_sync(opener.join)
+            database, app.state.database = app.state.database, None
+            app.state.database_status = "shutting down"
+            if database is not None:
+                await to_thread.run_sync(database.close)
             # Flush, not shut down: the provider is per process and outlives this app in
             # tests; `serve` shuts it down when the process ends.
             await to_thread.run_sync(tracing.flush_tracing)
@@ -136,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = None
+    app.state.database_status = "opening"
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
     install_problem_handlers(app)

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     port: int = Field(default=12015, ge=1, le=65535)
     app_env: Literal["development", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    db_lock_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
+    db_lock_timeout_seconds: float = Field(default=120.0, ge=0, le=3600)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     load_demo_data: bool = True
     # Peers whose X-Forwarded-* headers uvicorn trusts (the TLS-terminating proxy).

@@ -22,7 +22,7 @@ def test_not_ready_without_database(tmp_path: Path) -> None:
     assert c.get("/livez").status_code == 200
     response = c.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "fail", "checks": {"database": "not open"}}
+    assert response.json() == {"status": "fail", "checks": {"database": "opening"}}
     api = c.get("/api/v1/airlines")
     assert api.status_code == 503
     assert api.headers["content-type"] == "application/problem+json"

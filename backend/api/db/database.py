@@ -24,6 +24,7 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
+    stop_when_event_set,
     wait_fixed,
     wait_random_exponential,
 )
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any]
+
+# The app's database status while another process holds the file (shown by the probes).
+WAITING_FOR_LOCK = "waiting for the lock held by another process"
 
 # How often a write transaction that hit a write-write conflict is attempted in total.
 WRITE_ATTEMPTS = 5
@@ -228,14 +232,17 @@ class Database:
         memory_limit: str = "1GB",
         threads: int = 2,
         lock_timeout_seconds: float = 30.0,
+        cancel: threading.Event | None = None,
     ) -> Database:
         """Open (creating the file and its directory if needed) the database at `path`.
 
         While another process holds the file's lock (e.g. the old container of a rolling
         deploy) retries every second for up to `lock_timeout_seconds`, logging each retry,
-        then raises `DatabaseLockedError`. `memory_limit` (e.g. "1GB") and `threads` bound
-        DuckDB, which otherwise sizes itself from the host rather than the container.
+        then raises `DatabaseLockedError`; setting `cancel` ends the wait early the same way.
+        `memory_limit` (e.g. "1GB") and `threads` bound DuckDB, which otherwise sizes itself
+        from the host rather than the container.
         """
+        cancel = cancel or threading.Event()
         path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit,
@@ -251,11 +258,15 @@ class Database:
                 lock_timeout_seconds,
             )
 
+        def sleep_unless_cancelled(seconds: float) -> None:
+            cancel.wait(seconds)  # returns at once when cancelled
+
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_lock_error),
-                stop=stop_after_delay(lock_timeout_seconds),
+                stop=stop_after_delay(lock_timeout_seconds) | stop_when_event_set(cancel),
                 wait=wait_fixed(min(1.0, max(lock_timeout_seconds, 0.01))),
+                sleep=sleep_unless_cancelled,
                 before_sleep=log_retry,
                 reraise=True,
             ):

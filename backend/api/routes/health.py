@@ -1,4 +1,4 @@
-"""Health probes: /livez (process alive), /readyz and /health (database answers in time).
+"""Health probes: /livez (process alive), /readyz (database answers in time) and /health.
 
 Plain JSON, not problem+json: probes and load balancers read `status` and `checks`.
 """
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from api.db.database import Database, run_query
+from api.db.database import WAITING_FOR_LOCK, Database, run_query
 
 logger = logging.getLogger(__name__)
 
@@ -60,22 +60,33 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _readiness(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
+def database_check(request: Request) -> str:
+    """ "ok", or why the database is not ready: its start-up state (e.g. waiting for another
+    process's lock) or the failed/late `SELECT 1`."""
     database = getattr(request.app.state, "database", None)
-    result = check_database(database, settings.readiness_timeout_seconds)
-    body: dict[str, Any] = {"status": "ok" if result == "ok" else "fail"}
-    body["checks"] = {"database": result}
-    return JSONResponse(body, status_code=200 if result == "ok" else 503)
+    if database is None:
+        return str(getattr(request.app.state, "database_status", "not open"))
+    return check_database(database, request.app.state.settings.readiness_timeout_seconds)
 
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     """200 {"status": "ok", "checks": {"database": "ok"}}, or 503 naming the failing check."""
-    return _readiness(request)
+    result = database_check(request)
+    body: dict[str, Any] = {"status": "ok" if result == "ok" else "fail"}
+    body["checks"] = {"database": result}
+    return JSONResponse(body, status_code=200 if result == "ok" else 503)
 
 
 @router.get("/health")
 def health(request: Request) -> JSONResponse:
-    """Same as /readyz (what Coolify probes)."""
-    return _readiness(request)
+    """What Coolify probes: like /readyz, but 200 {"status": "starting"} while the database
+    waits for another process's lock. In a rolling deploy Coolify stops the old container
+    (which releases the lock) only once the new one is healthy: requiring the database here
+    would deadlock the deploy."""
+    result = database_check(request)
+    if result == WAITING_FOR_LOCK:
+        return JSONResponse({"status": "starting", "checks": {"database": result}})
+    body: dict[str, Any] = {"status": "ok" if result == "ok" else "fail"}
+    body["checks"] = {"database": result}
+    return JSONResponse(body, status_code=200 if result == "ok" else 503)

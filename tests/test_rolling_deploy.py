@@ -1,0 +1,98 @@
+"""A Coolify rolling deploy, simulated with real processes on one DuckDB file.
+
+Coolify starts the new backend while the old one still runs and holds the file's lock, and
+stops the old one only once the new one's health check passes. The new backend must therefore
+be healthy before it can open the database, and take over as soon as the lock is free.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import backend_service, copy_db
+
+pytestmark = pytest.mark.timeout(300)
+
+NEW_FLIGHT = {
+    "year": 2013,
+    "month": 12,
+    "day": 24,
+    "sched_dep_time": 1700,
+    "sched_arr_time": 2010,
+    "carrier": "B6",
+    "flight": 2412,
+    "origin": "JFK",
+    "dest": "BOS",
+}
+
+
+def wait_until(predicate, timeout: float) -> float:
+    """Poll `predicate` until true; return the seconds it took. Fails after `timeout`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    pytest.fail(f"not true after {timeout} s")
+
+
+def test_new_backend_takes_over_when_the_old_one_stops(
+    demo_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    db_path = copy_db(demo_db, tmp_path)
+    old = backend_service(db_path, log_dir).start()
+    new = backend_service(db_path, log_dir, DB_LOCK_TIMEOUT_SECONDS="120")
+    try:
+        # Healthy (what Coolify waits for) while the old container still holds the lock ...
+        new.start(ready_path="/health", timeout=60)
+        health = httpx.get(new.url + "/health", timeout=5).json()
+        assert health["status"] == "starting"
+        # ... but honestly not ready, and the API says so instead of failing obscurely.
+        ready = httpx.get(new.url + "/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert "lock" in ready.json()["checks"]["database"]
+        api = httpx.get(new.url + "/api/v1/airlines", timeout=5)
+        assert api.status_code == 503
+        assert api.headers["content-type"].startswith("application/problem+json")
+
+        # The old one keeps serving, and writes, until Coolify stops it.
+        created = httpx.post(old.url + "/api/v1/flights", json=NEW_FLIGHT, timeout=10)
+        assert created.status_code == 201
+        flight_id = created.json()["id"]
+        assert old.stop() == 0  # SIGTERM: CHECKPOINT, close, release the lock
+
+        took = wait_until(lambda: httpx.get(new.url + "/readyz", timeout=5).status_code == 200, 30)
+        assert took < 10
+        moved = httpx.get(f"{new.url}/api/v1/flights/{flight_id}", timeout=5)
+        assert moved.status_code == 200
+        assert moved.json()["flight"] == 2412
+        assert httpx.get(new.url + "/health", timeout=5).json()["status"] == "ok"
+    finally:
+        old.stop()
+        assert new.stop() == 0
+
+
+def test_backend_gives_up_when_the_lock_is_never_released(
+    demo_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    db_path = copy_db(demo_db, tmp_path)
+    old = backend_service(db_path, log_dir).start()
+    try:
+        new = backend_service(db_path, log_dir, DB_LOCK_TIMEOUT_SECONDS="3")
+        new.start(ready_path="/livez", timeout=60)
+        assert new.process is not None
+        try:
+            code = new.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            new.stop()
+            pytest.fail("the backend kept waiting past DB_LOCK_TIMEOUT_SECONDS")
+        assert code != 0
+        assert "DB_LOCK_TIMEOUT_SECONDS" in new.log_text()
+        # the old one was never disturbed
+        assert httpx.get(old.url + "/readyz", timeout=5).status_code == 200
+    finally:
+        old.stop()
