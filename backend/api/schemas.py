@@ -162,6 +162,7 @@ class CarrierStats(BaseModel):
     name: str | None
     flights: int
     cancelled: int
+    arrived: int  # flights with a known arrival delay: the base of the three figures below
     mean_arr_delay: float | None
     p95_arr_delay: float | None
     on_time_share: float | None

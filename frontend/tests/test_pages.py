@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.fake_backend import FakeBackend
 
 FORM = {
@@ -168,3 +170,20 @@ def test_security_headers(client: Any) -> None:
     response = client.get("/livez")
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_headline_weights_carrier_figures_by_arrived_flights() -> None:
+    from web.views.dashboard import headline
+
+    stats = [
+        {"carrier": "AA", "name": "A", "flights": 10, "cancelled": 2, "arrived": 6,
+         "mean_arr_delay": 10.0, "p95_arr_delay": 50.0, "on_time_share": 0.5},
+        {"carrier": "UA", "name": "U", "flights": 20, "cancelled": 0, "arrived": 2,
+         "mean_arr_delay": 2.0, "p95_arr_delay": 9.0, "on_time_share": 1.0},
+    ]  # fmt: skip
+    figures = headline(stats)  # type: ignore[arg-type]
+    assert figures["flights"] == 30
+    assert figures["cancelled"] == 2
+    # (10*6 + 2*2) / 8: the base is flights with a known arrival delay, not departed flights
+    assert figures["mean_arr_delay"] == pytest.approx(8.0)
+    assert figures["on_time_share"] == pytest.approx((0.5 * 6 + 1.0 * 2) / 8)

@@ -86,6 +86,7 @@ class CarrierStat(TypedDict):
     name: str
     flights: int
     cancelled: int
+    arrived: int
     mean_arr_delay: float | None
     p95_arr_delay: float | None
     on_time_share: float | None

@@ -147,6 +147,7 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
             SELECT f.carrier, a.name,
                    count(*) AS flights,
                    count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
+                   count(f.arr_delay) AS arrived,
                    avg(f.arr_delay) AS mean_arr_delay,
                    quantile_cont(f.arr_delay, 0.95) AS p95_arr_delay,
                    CAST(count(*) FILTER (WHERE f.arr_delay <= 15) AS DOUBLE)

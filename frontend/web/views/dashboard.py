@@ -35,16 +35,15 @@ bp = Blueprint("dashboard", __name__)
 def headline(stats: list[CarrierStat]) -> dict[str, Any]:
     """Totals over all carriers: flights, cancelled, mean arrival delay (minutes), on-time share.
 
-    The per-carrier means and shares are combined weighted by each carrier's departed flights
-    (``flights - cancelled``), the closest count the API exposes to "flights with a known
-    arrival delay" (diverted flights are the small difference).
+    The per-carrier means and shares are combined weighted by each carrier's ``arrived``
+    (flights with a known arrival delay, their base), so the totals are exact.
     """
     total = sum(s["flights"] for s in stats)
     cancelled = sum(s["cancelled"] for s in stats)
 
     def weighted(key: str) -> float | None:
         pairs = [
-            (s[key], s["flights"] - s["cancelled"])  # type: ignore[literal-required]
+            (s[key], s["arrived"])  # type: ignore[literal-required]
             for s in stats
             if s.get(key) is not None
         ]
