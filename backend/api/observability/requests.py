@@ -38,7 +38,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
-from api.observability.logging import get_logger
+from api.observability.logging import get_direct_logger
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
@@ -47,7 +47,8 @@ STANDARD_METHODS = frozenset(
 )
 UNMATCHED = "unmatched"
 
-access_logger = get_logger("api.access")
+# Written directly (no stdlib LogRecord): it is the one line per request (logging.py).
+access_logger = get_direct_logger("api.access")
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -109,6 +110,16 @@ class RequestTelemetryMiddleware:
         # with ids (/api/v1/flights/123) are many, and an evicted one is just matched again.
         self._routes: LRUCache[tuple[str, str], str] = LRUCache(maxsize=4096)
 
+    def route_of(self, scope: Scope) -> str:
+        """`route_template(scope)`, memoised per (method, path). Also names the server span
+        (api/observability/tracing.py), which asks first: one match per request at most.
+        Called from the event loop's thread only, so the cache needs no lock."""
+        key = (scope.get("method", ""), scope.get("path", ""))
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = route_template(scope)
+        return route
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -131,10 +142,7 @@ class RequestTelemetryMiddleware:
             return
 
         method = method_label(scope.get("method", ""))
-        route_key = (scope.get("method", ""), scope.get("path", ""))
-        route = self._routes.get(route_key)
-        if route is None:
-            route = self._routes[route_key] = route_template(scope)
+        route = self.route_of(scope)
         status = 500  # if the app raises before sending a response
         started = time.perf_counter()
 

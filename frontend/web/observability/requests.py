@@ -22,7 +22,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import structlog
 from flask import Flask, Response, g, request
 
 from web.observability import logging as obs_logging
@@ -31,7 +30,8 @@ from web.observability import metrics
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
-access_log = structlog.get_logger("web.access")
+# Written directly, not through stdlib logging: the one line per request (logging.py).
+access_log = obs_logging.get_direct_logger("web.access")
 
 
 def accept_or_generate_request_id(incoming: str | None) -> str:
