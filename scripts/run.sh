@@ -24,11 +24,14 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-(cd "$root/backend" && PORT="$backend_port" exec "$backend_venv/bin/python" -m api serve) &
+# The backend is internal: loopback only, whatever HOST says (HOST is for the frontend).
+(cd "$root/backend" && HOST=127.0.0.1 PORT="$backend_port" \
+  exec "$backend_venv/bin/python" -m api serve) &
 pids+=($!)
 
 wait_for() { # $1 = URL answering 200 when ready, $2 = pid of the service, $3 = its name
-  for _ in $(seq 1 600); do
+  local deadline=$((SECONDS + 300))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     # Python rather than curl: the deployment image is only guaranteed to have Python.
     if "$backend_venv/bin/python" -c "import urllib.request as u; u.urlopen('$1', timeout=1)" 2>/dev/null; then
       return 0
@@ -36,12 +39,14 @@ wait_for() { # $1 = URL answering 200 when ready, $2 = pid of the service, $3 = 
     if ! kill -0 "$2" 2>/dev/null; then echo "run: the $3 exited" >&2; exit 1; fi
     sleep 0.2
   done
-  echo "run: the $3 was not ready after 120 s" >&2
+  echo "run: the $3 did not answer within 300 s" >&2
   exit 1
 }
-# The first start loads 336,776 flights; later starts are ready in about a second.
+# The first start loads 336,776 flights; later starts are ready in about a second. /health,
+# not /readyz: in an all-in-one rolling deploy the old container holds the DuckDB lock until
+# this one is healthy, so the frontend must start while the backend still waits for it.
 echo "run: waiting for the backend on :$backend_port (first start loads the demo data)"
-wait_for "http://127.0.0.1:$backend_port/readyz" "${pids[0]}" backend
+wait_for "http://127.0.0.1:$backend_port/health" "${pids[0]}" backend
 
 (cd "$root/frontend" && PORT="$frontend_port" BACKEND_URL="http://127.0.0.1:$backend_port" \
   exec "$frontend_venv/bin/gunicorn" -c gunicorn.conf.py "web:create_app()") &

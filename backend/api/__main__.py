@@ -67,6 +67,9 @@ def _run_uvicorn(settings: Settings) -> None:
         forwarded_allow_ips=settings.forwarded_allow_ips,
         # Coolify kills 30 s after SIGTERM: finish requests and CHECKPOINT well before that.
         timeout_graceful_shutdown=20,
+        # Longer than the frontend's httpx pool keeps idle connections (5 s): otherwise the
+        # server may close one just as the client reuses it, and that request fails.
+        timeout_keep_alive=15,
         log_level=settings.log_level.lower(),
         # Logging is ours (api.observability.logging): uvicorn must not install its own
         # handlers, and its access line is replaced by the request middleware's.

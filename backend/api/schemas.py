@@ -11,11 +11,22 @@ import datetime as dt
 import re
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _CARRIER = re.compile(r"^[A-Z0-9]{2}$")
 _AIRPORT = re.compile(r"^[A-Z]{3}$")
 _TAILNUM = re.compile(r"^[A-Z0-9]{1,10}$")
+
+# Largest id DuckDB's BIGINT holds: larger integers in a URL are answered 404/422 up front,
+# since DuckDB cannot even bind them (it raised, and the API answered 500).
+MAX_BIGINT = 2**63 - 1
+# Delays beyond a day are not flights (the data's extremes are about 1,300 minutes).
+MAX_DELAY_MINUTES = 1440
+
+# Query-parameter filters with the same shapes as the stored codes (bounded cache keys too).
+AirportFilter = Annotated[str | None, Query(pattern=_AIRPORT.pattern, description="e.g. JFK")]
+CarrierFilter = Annotated[str | None, Query(pattern=_CARRIER.pattern, description="e.g. UA")]
 
 
 def _clock_time(value: int) -> int:
@@ -46,7 +57,7 @@ Year = Annotated[int, Field(ge=2000, le=2100)]
 Month = Annotated[int, Field(ge=1, le=12)]
 Day = Annotated[int, Field(ge=1, le=31)]
 ClockTime = Annotated[int, AfterValidator(_clock_time)]
-DelayMinutes = Annotated[int, Field(ge=-1440, le=1440)]
+DelayMinutes = Annotated[int, Field(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)]
 CarrierCode = Annotated[str, AfterValidator(_carrier_code)]
 AirportCode = Annotated[str, AfterValidator(_airport_code)]
 FlightNumber = Annotated[int, Field(ge=1, le=9999)]

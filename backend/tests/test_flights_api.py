@@ -285,3 +285,44 @@ def test_concurrent_creates_get_distinct_ids(writable_client: TestClient) -> Non
     ids = [r.json()["id"] for r in responses if r.status_code == 201]
     assert len(ids) == len(set(ids))
     assert statuses.count(201) >= 20, statuses
+
+
+# Regression: integers beyond what DuckDB binds (128 bits) made DuckDB raise and the API
+# answer 500 with a logged stack trace, from a public URL (review finding).
+HUGE = "9" * 40
+
+
+@pytest.mark.parametrize("method", ["get", "delete"])
+def test_huge_flight_id_is_404_not_500(client: TestClient, method: str) -> None:
+    response = getattr(client, method)(f"/api/v1/flights/{HUGE}")
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == PROBLEM
+
+
+def test_huge_flight_id_patch_is_404_not_500(client: TestClient) -> None:
+    response = client.patch(f"/api/v1/flights/{HUGE}", json={"dep_delay": 1})
+    assert response.status_code == 404, response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"min_dep_delay": HUGE}, "min_dep_delay"),
+        ({"cursor": base64.urlsafe_b64encode(f"[2013,1,1,{HUGE},1]".encode()).decode()}, "cursor"),
+        ({"origin": "jfk; drop"}, "origin"),
+        ({"carrier": "TOO-LONG"}, "carrier"),
+    ],
+)
+def test_out_of_range_filters_are_422_not_500(
+    client: TestClient, params: dict[str, Any], field: str
+) -> None:
+    path = "/api/v1/flights"
+    assert_422(client.get(path, params=params), field)
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/api/v1/stats/carriers", {"origin": "not-an-airport"}),
+    ("/api/v1/stats/daily", {"carrier": "not-a-carrier"}),
+])  # fmt: skip
+def test_stats_filters_are_validated(client: TestClient, path: str, params: dict) -> None:
+    assert_422(client.get(path, params=params), next(iter(params)))

@@ -55,3 +55,13 @@ def test_empty_database_without_demo_data(tmp_path: Path) -> None:
         assert c.get("/readyz").status_code == 200
         assert c.get("/api/v1/flights").json() == {"items": [], "next_cursor": None}
         assert c.get("/api/v1/stats/carriers").json() == {"items": []}
+
+
+def test_operation_name_skips_leading_comments() -> None:
+    from api.observability.tracing import operation_name
+
+    assert (
+        operation_name("-- create the tables\n-- second line\ncreate table x (a int)") == "CREATE"
+    )
+    assert operation_name("  select 1") == "SELECT"
+    assert operation_name("-- only a comment") == ""

@@ -61,3 +61,15 @@ def test_describe_errors_names_the_variable() -> None:
     with pytest.raises(ValidationError) as info:
         Settings(APP_ENV="production")
     assert "development default" in describe_errors(info.value)
+
+
+def test_backend_url_needs_a_scheme() -> None:
+    # Regression (review): without a scheme every page was a 503 while /health stayed green.
+    with pytest.raises(ValidationError, match="BACKEND_URL must start with http"):
+        Settings(BACKEND_URL="flights-backend:12015")
+    assert Settings(BACKEND_URL="https://api.internal").BACKEND_URL == "https://api.internal"
+
+
+def test_log_level_is_validated() -> None:
+    with pytest.raises(ValidationError, match="LOG_LEVEL"):
+        Settings(LOG_LEVEL="verbose")  # type: ignore[arg-type]

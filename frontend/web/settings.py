@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore")
 
     APP_ENV: Literal["development", "production", "test"] = "development"
-    LOG_LEVEL: str = "INFO"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # json: one JSON object per stdout line (production, log shippers); console: coloured lines.
     LOG_FORMAT: Literal["json", "console"] = "json"
     # The standard OpenTelemetry variable; also the `service.name` of every log line.
@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     SESSION_COOKIE_SECURE: bool | None = None
     # Tests turn this off to post forms without a token; never off in production.
     WTF_CSRF_ENABLED: bool = True
+
+    @field_validator("BACKEND_URL", mode="after")
+    @classmethod
+    def _backend_url_is_http(cls, value: str) -> str:
+        # "flights-backend:12015" (no scheme) would make every page a 503 while /health stays
+        # green: refuse it at start-up instead.
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("BACKEND_URL must start with http:// or https://")
+        return value
 
     @field_validator("METRICS_TOKEN", mode="after")
     @classmethod

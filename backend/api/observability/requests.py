@@ -111,9 +111,8 @@ class RequestTelemetryMiddleware:
         self._routes: LRUCache[tuple[str, str], str] = LRUCache(maxsize=4096)
 
     def route_of(self, scope: Scope) -> str:
-        """`route_template(scope)`, memoised per (method, path). Also names the server span
-        (api/observability/tracing.py), which asks first: one match per request at most.
-        Called from the event loop's thread only, so the cache needs no lock."""
+        """`route_template(scope)`, memoised per (method, path). Called from the event loop's
+        thread only, so the cache needs no lock."""
         key = (scope.get("method", ""), scope.get("path", ""))
         route = self._routes.get(key)
         if route is None:

@@ -118,9 +118,14 @@ def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
 
 @lru_cache(maxsize=256)
 def operation_name(statement: str) -> str:
-    """The first SQL keyword upper-cased (SELECT, INSERT, BEGIN, ...): `db.operation.name`."""
-    words = statement.split(maxsplit=1)
-    return words[0].upper() if words else ""
+    """The first SQL keyword upper-cased (SELECT, INSERT, BEGIN, ...): `db.operation.name`.
+
+    Leading `--` comment lines (migration files start with one) are skipped."""
+    for line in statement.splitlines():
+        words = line.split(maxsplit=1)
+        if words and not words[0].startswith("--"):
+            return words[0].upper()
+    return ""
 
 
 @contextmanager

@@ -15,8 +15,12 @@ from api.db.database import retry_on_conflict, run_query, transaction
 from api.dependencies import Cursor
 from api.problems import FieldError, ValidationProblem
 from api.schemas import (
+    MAX_BIGINT,
+    MAX_DELAY_MINUTES,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
+    AirportFilter,
+    CarrierFilter,
     Flight,
     FlightCreate,
     FlightPage,
@@ -46,6 +50,8 @@ def decode_cursor(cursor: str) -> dict[str, int]:
         not isinstance(key, list)
         or len(key) != len(_SORT_KEY)
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in key)
+        # beyond BIGINT DuckDB cannot bind the value (it answered 500 before this check)
+        or not all(-MAX_BIGINT <= v <= MAX_BIGINT for v in key)
     ):
         raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}])
     return dict(zip(_SORT_KEY, key, strict=True))
@@ -95,6 +101,8 @@ def _write_params(record: dict[str, Any], flight_id: int) -> dict[str, Any]:
 
 
 def _get_flight(db: duckdb.DuckDBPyConnection, flight_id: int) -> dict[str, Any]:
+    if not 1 <= flight_id <= MAX_BIGINT:  # no such id can exist; DuckDB could not bind it
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
     row = run_query(db, "flight_get", {"id": flight_id}).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
@@ -104,12 +112,14 @@ def _get_flight(db: duckdb.DuckDBPyConnection, flight_id: int) -> dict[str, Any]
 @router.get("", response_model=FlightPage)
 def list_flights(
     db: Cursor,
-    origin: str | None = None,
-    dest: str | None = None,
-    carrier: str | None = None,
+    origin: AirportFilter = None,
+    dest: AirportFilter = None,
+    carrier: CarrierFilter = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
-    min_dep_delay: Annotated[int | None, Query(description="minutes; excludes cancelled")] = None,
+    min_dep_delay: Annotated[
+        int | None, Query(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
@@ -182,6 +192,9 @@ def patch_flight(db: Cursor, flight_id: int, body: FlightPatch) -> dict[str, Any
 @router.delete("/{flight_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_flight(db: Cursor, flight_id: int) -> Response:
     """Delete a flight; 204, or 404 when there is none."""
+
+    if not 1 <= flight_id <= MAX_BIGINT:  # see _get_flight
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
 
     def delete() -> bool:
         with transaction(db):

@@ -55,7 +55,7 @@ def check_database(database: Database | None, timeout_seconds: float) -> str:
 
 
 @router.get("/livez")
-def livez() -> dict[str, str]:
+async def livez() -> dict[str, str]:  # async: answers even when the threadpool is saturated
     """Always 200 {"status": "ok"} while the process serves requests; touches nothing."""
     return {"status": "ok"}
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from api.db.database import run_query
 from api.dependencies import Results, get_database
-from api.schemas import CarrierStatsList, DailyStatsList
+from api.schemas import AirportFilter, CarrierFilter, CarrierStatsList, DailyStatsList
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
 
@@ -39,7 +39,7 @@ async def _answer(
 async def carrier_stats(
     request: Request,
     results: Results,
-    origin: str | None = None,
+    origin: AirportFilter = None,
     month: Annotated[int | None, Query(ge=1, le=12)] = None,
 ) -> Response:
     """Per carrier (ordered by code): flights, cancelled (no dep_time), mean and p95 arrival
@@ -51,7 +51,7 @@ async def carrier_stats(
 
 @router.get("/daily", response_model=DailyStatsList)
 async def daily_stats(
-    request: Request, results: Results, origin: str | None = None, carrier: str | None = None
+    request: Request, results: Results, origin: AirportFilter = None, carrier: CarrierFilter = None
 ) -> Response:
     """Per scheduled departure date (ordered): flights and mean departure delay (minutes).
 
