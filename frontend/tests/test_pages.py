@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -187,3 +189,23 @@ def test_headline_weights_carrier_figures_by_arrived_flights() -> None:
     # (10*6 + 2*2) / 8: the base is flights with a known arrival delay, not departed flights
     assert figures["mean_arr_delay"] == pytest.approx(8.0)
     assert figures["on_time_share"] == pytest.approx((0.5 * 6 + 1.0 * 2) / 8)
+
+
+def test_edit_does_not_revert_a_concurrent_change(client: Any, fake_backend: FakeBackend) -> None:
+    """Regression (review): the diff was taken against a fresh copy of the flight at POST
+    time, so a field someone else changed after this form was opened was sent back with the
+    old value shown here, silently undoing their change."""
+    form_html = client.get("/flights/1/edit").get_data(as_text=True)
+    seen = re.search(r'name="seen" type="hidden" value="([^"]*)"', form_html)
+    assert seen, "the edit form carries the values it showed"
+    fake_backend.flights[1]["dep_delay"] = 99  # another user saves meanwhile
+    data = {**FORM, "date": "2013-01-01", "carrier": "UA", "flight": "1545", "tailnum": "N14228",
+            "origin": "EWR", "dest": "IAH", "sched_dep_time": "515", "sched_arr_time": "819",
+            "dep_time": "517", "arr_time": "830", "dep_delay": "2", "arr_delay": "30",
+            "air_time": "227", "distance": "1400",
+            "seen": html.unescape(seen.group(1))}  # fmt: skip
+    response = client.post("/flights/1/edit", data=data)
+    assert response.status_code == 303
+    # only what this user changed; dep_delay (2 in the form, as it was shown) is not sent
+    assert fake_backend.requests[-1] == ("PATCH", "/api/v1/flights/1", {"arr_delay": 30})
+    assert fake_backend.flights[1]["dep_delay"] == 99

@@ -6,13 +6,14 @@ authority and its 422 ``errors`` are mapped back onto these fields by :func:`app
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, Form, IntegerField, SelectField, StringField
+from wtforms import DateField, Form, HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
@@ -104,6 +105,10 @@ class FlightForm(FlaskForm):
         validators=[Optional(), NumberRange(min=0, message="Cannot be negative.")],
     )
 
+    # Edit form only: the API values the form showed (JSON), so a save sends only what this
+    # user changed and never reverts a field someone else changed in the meantime.
+    seen = HiddenField()
+
     # Fields in the order the API names them (everything but the derived hour/minute/time_hour).
     API_FIELDS = (
         "year", "month", "day", "sched_dep_time", "sched_arr_time", "dep_time", "arr_time",
@@ -121,10 +126,20 @@ class FlightForm(FlaskForm):
 
     @classmethod
     def data_from_flight(cls, flight: Mapping[str, Any]) -> dict[str, Any]:
-        """Form data (keyword arguments for the constructor) from an API flight object."""
+        """Form data (keyword arguments for the constructor) from an API flight object,
+        including ``seen``: the API fields as shown, as JSON."""
         data = {name: flight.get(name) for name in cls.API_FIELDS[3:]}
         data["date"] = date(flight["year"], flight["month"], flight["day"])
+        data["seen"] = json.dumps({name: flight.get(name) for name in cls.API_FIELDS})
         return data
+
+    def seen_values(self) -> dict[str, Any] | None:
+        """The API values the edit form showed, or None when absent or not a JSON object."""
+        try:
+            seen = json.loads(self.seen.data or "")
+        except ValueError:
+            return None
+        return seen if isinstance(seen, dict) else None
 
 
 # The API reports date problems on year/month/day; the form has one date input for them.

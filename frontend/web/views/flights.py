@@ -95,8 +95,10 @@ def _save(form: FlightForm, flight_id: int | None, original: Flight | None) -> A
     """Send the form to the backend. Returns the saved flight, or None after mapping errors."""
     body = form.to_api()
     if original is not None:
-        # PATCH only what changed: never overwrite fields the user did not touch.
-        body = {k: v for k, v in body.items() if original.get(k) != v}
+        # PATCH only what this user changed, compared with what the form showed (not with
+        # the flight now: a field someone else saved meanwhile would be reverted).
+        shown = form.seen_values() or original
+        body = {k: v for k, v in body.items() if shown.get(k) != v}
     try:
         if flight_id is None:
             return backend().create_flight(body)
