@@ -2,8 +2,8 @@
 
 The lifespan opens the database once per process (in the background while another process
 holds the file lock, so probes answer during a rolling deploy), applies migrations, loads the
-demo data into an empty database when enabled, and on shutdown runs CHECKPOINT, closes the
-file and flushes the queued spans.
+demo data into a database that never had it (when enabled), and on shutdown runs CHECKPOINT,
+closes the file and flushes the queued spans.
 
 Observability (docs/observability.md) is wired here: JSON logging (idempotent, so TestClient
 apps get it too), the process's tracer provider (set up once per process), the FastAPI
@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__
 from api.db.cache import ResultCache
-from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError
+from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError, run_query
 from api.db.demo_data import load_demo_data
 from api.db.migrate import apply_migrations
 from api.observability import metrics, switch, tracing
@@ -64,7 +64,9 @@ def open_database(
     try:
         with database.session() as cursor:
             apply_migrations(cursor)
-            if settings.load_demo_data:
+            # Once per database: a later empty flights table is the operator's doing.
+            never_loaded = run_query(cursor, "demo_loads_count").scalar() == 0
+            if settings.load_demo_data and never_loaded:
                 load_demo_data(cursor, force=False)
     except BaseException:
         database.close()

@@ -70,3 +70,28 @@ def test_load_skips_non_empty_and_force_reloads(template_db: Path, tmp_path: Pat
             assert run_query(cursor, "flight_next_id").scalar() == 336_777
     finally:
         database.close()
+
+
+def test_start_up_loads_the_demo_data_once_only(template_db: Path, tmp_path: Path) -> None:
+    """Regression (review): start-up loaded the demo data whenever `flights` was empty, so an
+    operator who emptied the table for their own data found 336,776 demo rows back after the
+    next restart. Only a database that never had the demo data gets it at start-up."""
+    from api.main import open_database
+    from tests.conftest import copy_db, make_settings
+
+    settings = make_settings(copy_db(template_db, tmp_path), load_demo_data=True)
+    database = open_database(settings)
+    with database.session() as cursor:
+        run_query(cursor, "demo_delete_flights")
+    database.close()
+
+    database = open_database(settings)  # a restart
+    with database.session() as cursor:
+        assert flights_count(cursor) == 0
+    database.close()
+
+    fresh = make_settings(tmp_path / "fresh" / "app.db", load_demo_data=True)
+    database = open_database(fresh)  # a new, empty database still gets it
+    with database.session() as cursor:
+        assert flights_count(cursor) == 336_776
+    database.close()

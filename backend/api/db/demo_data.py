@@ -85,6 +85,7 @@ def load_demo_data(cursor: duckdb.DuckDBPyConnection, *, force: bool = False) ->
                 run_query(cursor, f"demo_insert_{table}", {"path": str(data_dir / f"{table}.csv")})
             run_query(cursor, "demo_insert_flights", {"path": str(flights_csv)})
             run_query(cursor, "demo_reset_flight_id_counter")
+            run_query(cursor, "demo_record_load")
     counts = {
         table: int(run_query(cursor, f"demo_count_{table}").scalar())
         for table in ("flights", *REFERENCE_TABLES)

@@ -97,6 +97,8 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    distance, hour, minute, CAST(time_hour AS TIMESTAMP)
             FROM read_csv($path, header = true, nullstr = 'NA',
                 columns = {_FLIGHTS_CSV_COLUMNS})""",
+        "demo_record_load": "INSERT INTO demo_data_loads (flights) SELECT count(*) FROM flights",
+        "demo_loads_count": "SELECT count(*) FROM demo_data_loads",
         "demo_reset_flight_id_counter": """
             INSERT OR REPLACE INTO id_counters (name, next_id)
             SELECT 'flights', coalesce(max(id), 0) + 1 FROM flights""",
