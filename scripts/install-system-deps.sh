@@ -12,4 +12,6 @@ sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# With the recommended packages: Chromium's fonts (fonts-liberation) come as recommends, and
+# this is the combination the browser test was verified with.
+$sudo apt-get install -y -qq "${missing[@]}" >/dev/null
