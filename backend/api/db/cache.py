@@ -31,8 +31,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db.database import QueryResult, run_query, write_generation
 
-# Statements worth reusing: full-table aggregates and small reference lists.
-CACHEABLE = frozenset({"stats_carriers", "stats_daily", "airlines_list", "airports_list"})
+# Named queries `run` may reuse: the small reference lists. (The stats routes keep their
+# finished JSON bodies through `reuse_async` instead.)
+CACHEABLE = frozenset({"airlines_list", "airports_list"})
 # Distinct (query, parameters) entries kept: the dashboard has 3 origins x 13 months per
 # aggregate; a few hundred small results are well under a megabyte.
 MAX_ENTRIES = 256
@@ -98,8 +99,3 @@ class ResultCache:
             raise ValueError(f"query {name!r} is not cacheable")
         key = (name, *sorted((params or {}).items()))
         return self.reuse(key, lambda: run_query(cursor, name, params))
-
-    def clear(self) -> None:
-        """Forget every entry."""
-        with self._lock:
-            self._entries.clear()

@@ -301,9 +301,3 @@ class DirectLogger:
 def get_direct_logger(name: str) -> DirectLogger:
     """A `DirectLogger` named `name` (a stdlib logger name, e.g. "api.access")."""
     return DirectLogger(name)
-
-
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A structlog logger whose `logger` field is `name` (a stdlib logger name)."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
-    return logger

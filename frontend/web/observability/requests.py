@@ -53,32 +53,12 @@ class _RequestState:
     method: str  # normalized: a known method or "_OTHER"
     route: str  # the url_rule template or "unmatched"
     started: float  # time.perf_counter() seconds
-    active: bool = True  # counted in http_server_active_requests, not yet released
+    active: bool = False  # counted in http_server_active_requests, not yet released
 
 
 def _route() -> str:
     rule = request.url_rule
     return rule.rule if rule is not None else metrics.UNMATCHED_ROUTE
-
-
-def _install_request_id_only(app: Flask) -> None:
-    @app.before_request
-    def bind_request_id() -> None:
-        request_id = accept_or_generate_request_id(request.headers.get(REQUEST_ID_HEADER))
-        obs_logging.bind_request_context(request_id=request_id)
-        g._obs_request_id = request_id
-
-    @app.after_request
-    def return_request_id(response: Response) -> Response:
-        request_id = g.get("_obs_request_id") or accept_or_generate_request_id(
-            request.headers.get(REQUEST_ID_HEADER)
-        )
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-
-    @app.teardown_request
-    def clear_request_id(_exc: BaseException | None) -> None:
-        obs_logging.clear_request_context()
 
 
 def install(app: Flask, record: bool = True) -> None:
@@ -87,36 +67,32 @@ def install(app: Flask, record: bool = True) -> None:
 
     ``record=False`` (``TELEMETRY_ENABLED=false``): only the request id (log context, response
     header, forwarded to the backend); no metrics, no access line."""
-    if not record:
-        _install_request_id_only(app)
-        return
 
-    @app.before_request
-    def start_request() -> None:
+    def new_state() -> _RequestState:
         request_id = accept_or_generate_request_id(request.headers.get(REQUEST_ID_HEADER))
         obs_logging.bind_request_context(request_id=request_id)
-        state = _RequestState(
+        return _RequestState(
             request_id=request_id,
             method=metrics.normalize_method(request.method),
             route=_route(),
             started=time.perf_counter(),
+            active=False,
         )
-        g._obs_request = state
-        metrics.HTTP_SERVER_ACTIVE.labels(state.method, state.route).inc()
+
+    @app.before_request
+    def start_request() -> None:
+        state = g._obs_request = new_state()
+        if record:
+            state.active = True
+            metrics.HTTP_SERVER_ACTIVE.labels(state.method, state.route).inc()
 
     @app.after_request
     def finish_request(response: Response) -> Response:
-        state: _RequestState | None = g.get("_obs_request")
-        if state is None:  # before_request never ran (e.g. the request context failed early)
-            state = _RequestState(
-                accept_or_generate_request_id(request.headers.get(REQUEST_ID_HEADER)),
-                metrics.normalize_method(request.method),
-                _route(),
-                time.perf_counter(),
-                active=False,
-            )
-            obs_logging.bind_request_context(request_id=state.request_id)
+        # None when before_request never ran (e.g. the request context failed early).
+        state: _RequestState = g.get("_obs_request") or new_state()
         response.headers[REQUEST_ID_HEADER] = state.request_id
+        if not record:
+            return response
         seconds = max(time.perf_counter() - state.started, 0.0)
         status = response.status_code
         metrics.HTTP_SERVER_DURATION.labels(state.method, state.route, str(status)).observe(seconds)
