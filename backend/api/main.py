@@ -23,7 +23,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import __version__
+from api import __version__, faults
 from api.db.cache import ResultCache
 from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError, run_query
 from api.db.demo_data import load_demo_data
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.telemetry_enabled
         else None
     )
+    faults.configure(settings.fault_injection)  # query faults (drills and tests only)
     metrics.set_build_info(settings.otel_service_name, __version__, settings.git_commit)
     metrics.watch_database(settings.database_path)
 
@@ -202,6 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
     install_problem_handlers(app)
+    if any(f.route for f in settings.fault_injection):
+        # Innermost: an injected delay or error looks like the route's own to everything else.
+        app.add_middleware(faults.FaultInjectionMiddleware, faults=settings.fault_injection)
     app.add_middleware(DropEmptyQueryParams)
     # Added last = outermost of our middleware, but inside OpenTelemetry's (the instrumentor
     # wraps the whole user stack), so the server span is current for the access line.

@@ -13,6 +13,9 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from api.faults import Fault
 
 _MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
 
@@ -41,6 +44,8 @@ class Settings(BaseSettings):
     - `OTEL_SERVICE_NAME`: `service.name` of logs, spans and metrics (default flights-backend).
     - `TELEMETRY_ENABLED`: `false` turns tracing, the access line, HTTP metrics and DuckDB
       query spans/metrics off (logs and `/metrics` build info stay); default true.
+    - `FAULT_INJECTION`: a JSON list of faults for drills and tests (api/faults.py); empty by
+      default, refused with `APP_ENV=production`.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -63,6 +68,7 @@ class Settings(BaseSettings):
     git_commit: str = Field(default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown")
     otel_service_name: str = "flights-backend"
     telemetry_enabled: bool = True
+    fault_injection: list[Fault] = Field(default_factory=list)
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -81,6 +87,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "METRICS_TOKEN must be set when APP_ENV=production (or set METRICS_PUBLIC=true "
                 "to expose /metrics without a token)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _no_faults_in_production(self) -> Self:
+        if self.app_env == "production" and self.fault_injection:
+            raise ValueError(
+                "FAULT_INJECTION is refused when APP_ENV=production (it is for drills and tests)"
             )
         return self
 
@@ -115,6 +129,9 @@ def get_settings() -> Settings:
     """Read and validate the environment; raise `SettingsError` naming each bad variable."""
     try:
         return Settings()
+    except SourceError as exc:  # a value that is not even JSON (e.g. FAULT_INJECTION)
+        field = str(exc).split('"')[1] if str(exc).count('"') >= 2 else ""
+        raise SettingsError(f"invalid configuration: {field.upper()}: not valid JSON") from exc
     except ValidationError as exc:
         problems = "; ".join(_describe(err) for err in exc.errors())
         raise SettingsError(f"invalid configuration: {problems}") from exc
