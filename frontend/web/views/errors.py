@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web.backend_client import BackendError, BackendNotFound, BackendUnavailable
+from web.deployment import ADVICE, forms_cannot_work
 
 RETRY_AFTER_SECONDS = 10
 
@@ -47,6 +48,18 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        if forms_cannot_work(request):
+            app.logger.warning(
+                "form refused on plain http: the Secure session cookie never came back; %s",
+                ADVICE,
+            )
+            return _page(
+                400,
+                "Forms need HTTPS",
+                "This site is served over plain HTTP, but its session cookie only travels over "
+                "HTTPS, so no form can be submitted here. Open the site with https:// (the "
+                "operator needs to give it an https domain).",
+            )
         return _page(
             400,
             "Form expired",
