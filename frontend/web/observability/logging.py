@@ -59,6 +59,7 @@ _HANDLER_MARK = "_flights_observability_handler"
 # free text.
 redact = redaction.redact
 
+
 def add_trace_context(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
     """Add ``trace_id`` (32 hex) and ``span_id`` (16 hex) of the active valid span, if any.
 
