@@ -106,8 +106,11 @@ backend_url="http://127.0.0.1:$backend_port"
 frontend_url="http://127.0.0.1:$frontend_port"
 metrics_token="$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 secret_key="$("$py" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+# The key both services share; Locust's ApiUser sends it too (loadtests/locustfile.py).
+api_key="$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 unset PROMETHEUS_MULTIPROC_DIR
 export APP_ENV=production LOG_LEVEL=WARNING LOG_FORMAT=json METRICS_TOKEN="$metrics_token"
+export BACKEND_API_KEY="$api_key"
 
 (cd backend && DATABASE_PATH="$work/app.db" HOST=127.0.0.1 PORT="$backend_port" \
   exec .venv/bin/python -m api serve) >"$reports/loadtest-backend.log" 2>&1 &
