@@ -55,6 +55,9 @@ class HealthStatus(BaseModel):
     checks: dict[str, str] | None = None
 
 
+# A query parameter sent empty (`?origin=`) means "not set" on every endpoint.
+EMPTY_VALUE = {"type": "string", "maxLength": 0, "description": "empty: not set"}
+
 _DESCRIPTIONS = {
     "400": "the body could not be read",
     "401": "no valid API key (Authorization: Bearer <BACKEND_API_KEY>)",
@@ -110,6 +113,10 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
 
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    # docs/api.md: an empty value counts as not set (DropEmptyQueryParams).
+                    parameter["schema"] = {"anyOf": [parameter["schema"], EMPTY_VALUE]}
             responses = operation.setdefault("responses", {})
             for status in list(responses):
                 if status.startswith(("4", "5")):

@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # Checked with `fullmatch` (`re.match` with `$` also accepted a trailing newline: "LAX\n" was
 # stored and never found again). The anchored spelling is what the OpenAPI schema shows
@@ -53,6 +53,21 @@ AirportFilter = Annotated[
 CarrierFilter = Annotated[
     str | None, Query(pattern=schema_pattern(_CARRIER), max_length=2, description="e.g. UA")
 ]
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: object) -> object:
+    # pydantic also reads "0" or "1700000000" as a Unix time; the API (and its schema,
+    # format: date) takes only YYYY-MM-DD.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+# A date filter (query parameter): exactly YYYY-MM-DD.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
 
 
 def _clock_time(value: int) -> int:

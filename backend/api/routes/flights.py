@@ -27,6 +27,7 @@ from api.schemas import (
     FlightCreate,
     FlightPage,
     FlightPatch,
+    IsoDate,
 )
 
 # JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
@@ -123,8 +124,8 @@ def list_flights(
     origin: AirportFilter = None,
     dest: AirportFilter = None,
     carrier: CarrierFilter = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
+    date_from: IsoDate | None = None,
+    date_to: IsoDate | None = None,
     min_dep_delay: Annotated[
         int | None, Query(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes")
     ] = None,
