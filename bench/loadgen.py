@@ -12,8 +12,8 @@ from every response time of the window rather than Locust's rounded buckets).
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import random
 import statistics
 import time

@@ -60,7 +60,9 @@ def test_new_backend_takes_over_when_the_old_one_stops(
         assert api.headers["content-type"].startswith("application/problem+json")
 
         # The old one keeps serving, and writes, until Coolify stops it.
-        created = httpx.post(old.url + "/api/v1/flights", json=NEW_FLIGHT, headers=API_AUTH, timeout=10)
+        created = httpx.post(
+            old.url + "/api/v1/flights", json=NEW_FLIGHT, headers=API_AUTH, timeout=10
+        )
         assert created.status_code == 201
         flight_id = created.json()["id"]
         assert old.stop() == 0  # SIGTERM: CHECKPOINT, close, release the lock

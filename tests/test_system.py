@@ -55,7 +55,9 @@ def test_dashboard_shows_the_figures(stack: Stack) -> None:
 
 
 def test_backend_errors_are_problem_details(stack: Stack) -> None:
-    response = httpx.get(stack.backend.url + "/api/v1/flights/999999999", headers=API_AUTH, timeout=10)
+    response = httpx.get(
+        stack.backend.url + "/api/v1/flights/999999999", headers=API_AUTH, timeout=10
+    )
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
@@ -78,7 +80,9 @@ def test_search_pages_through_real_data(stack: Stack) -> None:
     cursor = None
     while True:
         query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
-        body = httpx.get(stack.backend.url + "/api/v1/flights", params=query, headers=API_AUTH, timeout=10).json()
+        body = httpx.get(
+            stack.backend.url + "/api/v1/flights", params=query, headers=API_AUTH, timeout=10
+        ).json()
         seen.extend(item["id"] for item in body["items"])
         assert all(item["origin"] == "JFK" and item["carrier"] == "UA" for item in body["items"])
         cursor = body["next_cursor"]
@@ -163,7 +167,9 @@ def test_created_flight_survives_a_restart(fresh_stack: Stack, log_dir) -> None:
     assert stack.backend.stop() == 0
     restarted = backend_service(stack.db_path, log_dir, port=stack.backend.port).start()
     try:
-        stored = httpx.get(f"{restarted.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10).json()
+        stored = httpx.get(
+            f"{restarted.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
+        ).json()
         assert stored["flight"] == 7777
         assert stored["dest"] == "SFO"
         page = httpx.get(f"{stack.frontend.url}/flights/{flight_id}", timeout=10)

@@ -92,7 +92,8 @@ def _message(error: dict[str, Any]) -> str:
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for this type only
+        raise TypeError(exc)
     headers = dict(exc.headers) if exc.headers else None
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
@@ -107,7 +108,8 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise TypeError(exc)
     errors: list[FieldError] = [
         {"field": _field_name(err.get("loc", ())), "message": _message(err)} for err in exc.errors()
     ]
@@ -115,7 +117,8 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationProblem)
+    if not isinstance(exc, ValidationProblem):  # registered for this type only
+        raise TypeError(exc)
     return validation_response(request, exc.errors)
 
 

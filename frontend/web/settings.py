@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Only for local development; production refuses to start with it (see _check_secret_key).
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # nosec B105 # refused in production
 MIN_SECRET_KEY_LENGTH = 32
 # Production secrets (SECRET_KEY, METRICS_TOKEN, BACKEND_API_KEY): long and not repetitive
 # (the backend applies the same rule to its secrets).
