@@ -191,8 +191,8 @@ def configure_logging(
     # An exception the app's 500 handler logged (with trace ids) is not logged again by
     # uvicorn ("Exception in ASGI application", without them): one line per error.
     error_log = logging.getLogger("uvicorn.error")
-    for old in [f for f in error_log.filters if isinstance(f, _DropLoggedExceptions)]:
-        error_log.removeFilter(old)
+    for stale in [f for f in error_log.filters if isinstance(f, _DropLoggedExceptions)]:
+        error_log.removeFilter(stale)
     error_log.addFilter(_DropLoggedExceptions())
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
