@@ -25,7 +25,7 @@ from fastapi import FastAPI, Security
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import __version__
+from api import __version__, faults
 from api.auth import ApiKeyMiddleware, bearer_scheme
 from api.db.cache import ResultCache
 from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError, run_query
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.telemetry_enabled
         else None
     )
+    faults.configure(settings.fault_injection)  # query faults (drills and tests only)
     metrics.set_build_info(settings.otel_service_name, __version__, settings.git_commit)
     metrics.watch_database(settings.database_path)
 
@@ -219,6 +220,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
     install_problem_handlers(app)
+    if any(f.route for f in settings.fault_injection):
+        # Innermost: an injected delay or error looks like the route's own to everything else.
+        app.add_middleware(faults.FaultInjectionMiddleware, faults=settings.fault_injection)
     app.add_middleware(DropEmptyQueryParams)
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # 413 problem+json

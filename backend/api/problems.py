@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.database import DatabaseNotReadyError, WriteConflictError
+from api.faults import InjectedFaultError
 from api.http_semantics import allowed_methods
 from api.observability.logging import LOGGED_MARK
 from api.observability.requests import REQUEST_ID_HEADER, request_id_of
@@ -131,6 +132,12 @@ async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 503, "the database is not ready", headers={"Retry-After": "5"})
 
 
+async def _injected_fault(request: Request, exc: Exception) -> JSONResponse:
+    # A drill's failure, asked for in FAULT_INJECTION: a warning, not a stack trace.
+    logger.warning("%s on %s %s", exc, request.method, request.url.path)
+    return problem_response(request, 500, "injected fault (FAULT_INJECTION)")
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback, inside the server span (trace ids); the client gets no
     # internals. Starlette re-raises it afterwards and uvicorn would log it a second time.
@@ -151,4 +158,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationProblem, _validation_problem)
     app.add_exception_handler(WriteConflictError, _write_conflict)
     app.add_exception_handler(DatabaseNotReadyError, _not_ready)
+    app.add_exception_handler(InjectedFaultError, _injected_fault)
     app.add_exception_handler(Exception, _unhandled)

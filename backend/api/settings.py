@@ -7,13 +7,16 @@ exits with code 2.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from api.faults import Fault
 
 _MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 
@@ -77,6 +80,8 @@ class Settings(BaseSettings):
     - `OTEL_SERVICE_NAME`: `service.name` of logs, spans and metrics (default flights-backend).
     - `TELEMETRY_ENABLED`: `false` turns tracing, the access line, HTTP metrics and DuckDB
       query spans/metrics off (logs and `/metrics` build info stay); default true.
+    - `FAULT_INJECTION`: a JSON list of faults for drills and tests (api/faults.py); empty by
+      default, refused with `APP_ENV=production`.
     """
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
@@ -104,6 +109,8 @@ class Settings(BaseSettings):
     git_commit: str = Field(default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown")
     otel_service_name: str = "flights-backend"
     telemetry_enabled: bool = True
+    # NoDecode: parsed by _parse_faults, so that an empty value means "none".
+    fault_injection: Annotated[list[Fault], NoDecode] = Field(default_factory=list)
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -176,6 +183,29 @@ class Settings(BaseSettings):
         if self.api_docs_enabled is None:
             return self.app_env == "development"
         return self.api_docs_enabled
+
+    @field_validator("fault_injection", mode="before")
+    @classmethod
+    def _parse_faults(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not a JSON list of faults ({exc})") from exc
+        return value
+
+    @field_validator("fault_injection")
+    @classmethod
+    def _no_faults_in_production(cls, value: list[Fault], info: ValidationInfo) -> list[Fault]:
+        # A field validator (not a model validator): reported together with every other
+        # invalid setting.
+        if info.data.get("app_env") == "production" and value:
+            raise ValueError(
+                "FAULT_INJECTION is refused when APP_ENV=production (it is for drills and tests)"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

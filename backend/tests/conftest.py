@@ -18,6 +18,13 @@ API_KEY = "backend-test-api-key-0123456789-abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
+@pytest.fixture(autouse=True)
+def api_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`BACKEND_API_KEY` for tests that read the environment (`get_settings()`); a test of its
+    absence deletes it."""
+    monkeypatch.setenv("BACKEND_API_KEY", API_KEY)
+
+
 def make_settings(path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_path": path,

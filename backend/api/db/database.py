@@ -29,6 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from api import faults
 from api.db.queries import QUERIES, SCRIPT_NAMES
 from api.observability import metrics, switch, tracing
 
@@ -120,12 +121,16 @@ def run_query(
         statement = sql
     else:
         raise ValueError(f"query {name!r} may not carry its own SQL")
-    if not switch.enabled():  # TELEMETRY_ENABLED=false: no span, no metric observation
+
+    def execute() -> QueryResult:
         return _execute(cursor, statement, params)
+
+    if not switch.enabled():  # TELEMETRY_ENABLED=false: no span, no metric observation
+        return faults.run_with_query_fault(name, execute)
     with tracing.query_span(name, statement) as span:
         started = time.perf_counter()
         try:
-            result = _execute(cursor, statement, params)
+            result = faults.run_with_query_fault(name, execute)
         except BaseException:
             metrics.observe_query(name, "error", time.perf_counter() - started)
             raise
