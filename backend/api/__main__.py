@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = get_settings()
+        settings = get_settings(serving=args.command == "serve")
     except SettingsError as exc:
         refuse_to_start(exc)
         return 2
     configure_logging_for(settings)  # before anything logs, so every line is JSON
-    if not settings.api_keys:
+    if args.command == "serve" and not settings.api_keys:
         logger.warning(
             "API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
             "(development only; production refuses this setting)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -38,6 +39,11 @@ def secret_weakness(value: str) -> str | None:
             f"{MIN_SECRET_DISTINCT_CHARACTERS} (a random value)"
         )
     return None
+
+
+# Only the server needs the API key: `migrate` and `load-demo-data` serve no requests
+# (get_settings(serving=False)), so scripts that load a database need no secret.
+_SERVING: ContextVar[bool] = ContextVar("serving", default=True)
 
 
 class SettingsError(RuntimeError):
@@ -147,7 +153,7 @@ class Settings(BaseSettings):
     def _check_api_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         production = info.data.get("app_env") == "production"
         if value is None:
-            if info.data.get("api_auth_disabled") and not production:
+            if not _SERVING.get() or (info.data.get("api_auth_disabled") and not production):
                 return None
             raise ValueError(
                 "must be set: every /api/v1 request needs it (the frontend sends it); "
@@ -238,9 +244,15 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def get_settings() -> Settings:
-    """Read and validate the environment; raise `SettingsError` listing every bad variable."""
+def get_settings(serving: bool = True) -> Settings:
+    """Read and validate the environment; raise `SettingsError` listing every bad variable.
+
+    `serving=False` (the CLI's `migrate` and `load-demo-data`) does not require
+    `BACKEND_API_KEY`: those commands answer no requests."""
+    token = _SERVING.set(serving)
     try:
         return Settings()
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from exc
+    finally:
+        _SERVING.reset(token)

@@ -109,6 +109,7 @@ def test_a_key_is_required_unless_explicitly_disabled_in_development(
     monkeypatch.delenv("API_AUTH_DISABLED", raising=False)
     with pytest.raises(SettingsError, match="BACKEND_API_KEY"):
         get_settings()
+    assert get_settings(serving=False).api_keys == ()  # migrate, load-demo-data: no key
     monkeypatch.setenv("API_AUTH_DISABLED", "true")
     assert get_settings().api_keys == ()
     # disabled: the API answers without a key (what development asked for)
