@@ -63,6 +63,8 @@ pytestmark = pytest.mark.timeout(900)
 SECRETS = {
     "METRICS_TOKEN": "rehearsal-metrics-token-6f1c0e9a2b7d4e58",
     "SECRET_KEY": "rehearsal-secret-key-0a9b8c7d6e5f4a3b2c1d0e9f",
+    # shared by both services (the backend requires it on /api/v1, the frontend sends it)
+    "BACKEND_API_KEY": "rehearsal-backend-api-key-3e8d1f6a9c2b7e40",
 }
 SECRET_NAMES = ("SECRET_KEY", "METRICS_TOKEN", "BACKEND_API_KEY")
 FRONTEND_DOMAIN = "https://flights.example.com"
@@ -98,7 +100,10 @@ def guide_application(plan: str) -> Application:
             fqdn=FRONTEND_DOMAIN,
         )
         app.set("SECRET_KEY", SECRETS["SECRET_KEY"], buildtime=False)
-    app.set("METRICS_TOKEN", SECRETS["METRICS_TOKEN"], buildtime=False)
+    for secret in ("METRICS_TOKEN", "BACKEND_API_KEY"):
+        app.set(secret, SECRETS[secret], buildtime=False)
+    if plan != "backend":  # where Coolify's proxy connects from (10.89.0.1 here)
+        app.set("FORWARDED_ALLOW_IPS", "10.0.0.0/8", buildtime=False)
     app.health_check = HealthCheck(**vars(GUIDE_HEALTH_CHECK))
     return app
 

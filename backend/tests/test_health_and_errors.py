@@ -3,7 +3,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import AUTH, make_settings
 
 
 def test_livez_and_readyz(client: TestClient) -> None:
@@ -18,7 +18,7 @@ def test_livez_and_readyz(client: TestClient) -> None:
 def test_not_ready_without_database(tmp_path: Path) -> None:
     # Without entering the client, the lifespan never runs: the database is not open.
     app = create_app(make_settings(tmp_path / "app.db"))
-    c = TestClient(app)
+    c = TestClient(app, headers=AUTH)
     assert c.get("/livez").status_code == 200
     response = c.get("/readyz")
     assert response.status_code == 503
@@ -36,7 +36,7 @@ def test_500_is_problem_json_without_internals(tmp_path: Path) -> None:
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
         response = c.get("/boom")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -51,7 +51,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 def test_empty_database_without_demo_data(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path / "app.db"))) as c:
+    with TestClient(create_app(make_settings(tmp_path / "app.db")), headers=AUTH) as c:
         assert c.get("/readyz").status_code == 200
         assert c.get("/api/v1/flights").json() == {"items": [], "next_cursor": None}
         assert c.get("/api/v1/stats/carriers").json() == {"items": []}

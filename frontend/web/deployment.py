@@ -6,7 +6,7 @@ for every new resource) every form fails its CSRF check. The frontend says why:
 
 - at start-up, one warning when a domain Coolify routes to it is ``http://``;
 - on every page the browser got over plain http, a banner (``plain_http_forms`` in templates);
-- on the CSRF error page of such a request, the cause instead of "reload and try again".
+- on a form refused by CSRF over plain http, the cause instead of "reload and try again".
 """
 
 from __future__ import annotations
@@ -52,6 +52,24 @@ def browser_scheme(req: Request) -> str:
 def forms_cannot_work(req: Request) -> bool:
     """True when this request came over plain http while the session cookie is Secure."""
     return bool(current_app.config.get("SESSION_COOKIE_SECURE")) and browser_scheme(req) == "http"
+
+
+PLAIN_HTTP_MESSAGE = (
+    "This site is served over plain HTTP, but its session cookie only travels over HTTPS, so "
+    "no form can be submitted here. Open the site with https:// (the operator needs to give "
+    "it an https domain)."
+)
+
+
+def refused_for_plain_http() -> str | None:
+    """For a form refused by CSRF: the message to show when the cause is plain http (and a
+    warning line for the operator), else None."""
+    if not forms_cannot_work(request):
+        return None
+    current_app.logger.warning(
+        "form refused on plain http: the Secure session cookie never came back; %s", ADVICE
+    )
+    return PLAIN_HTTP_MESSAGE
 
 
 def install(app: Flask) -> None:

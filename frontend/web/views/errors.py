@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web.backend_client import BackendError, BackendNotFound, BackendUnavailable
-from web.deployment import ADVICE, forms_cannot_work
+from web.deployment import refused_for_plain_http
 
 RETRY_AFTER_SECONDS = 10
 
@@ -48,18 +48,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
-        if forms_cannot_work(request):
-            app.logger.warning(
-                "form refused on plain http: the Secure session cookie never came back; %s",
-                ADVICE,
-            )
-            return _page(
-                400,
-                "Forms need HTTPS",
-                "This site is served over plain HTTP, but its session cookie only travels over "
-                "HTTPS, so no form can be submitted here. Open the site with https:// (the "
-                "operator needs to give it an https domain).",
-            )
+        # Flight forms show themselves again instead (web/views/flights.py); this page is
+        # for any other POST without a valid token.
+        plain_http = refused_for_plain_http()
+        if plain_http:
+            return _page(400, "Forms need HTTPS", plain_http)
         return _page(
             400,
             "Form expired",
@@ -73,11 +66,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InternalServerError)
     def internal_error(exc: InternalServerError) -> ResponseReturnValue:
-        original = getattr(exc, "original_exception", None)
-        if original is not None:
-            app.logger.error(
-                "unhandled error on %s %s", request.method, request.path, exc_info=original
-            )
+        # Not logged here: Flask's handle_exception has already logged it, once, with the
+        # stack and inside the request's span (trace ids). A second line was a duplicate.
         return _page(500, "Something went wrong", "An unexpected error occurred on our side.")
 
     @app.errorhandler(HTTPException)
