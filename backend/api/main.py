@@ -27,6 +27,7 @@ from api import __version__, faults
 from api.db.cache import ResultCache
 from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError, run_query
 from api.db.demo_data import load_demo_data
+from api.db.ids import IdBlocks
 from api.db.migrate import apply_migrations
 from api.observability import metrics, switch, tracing
 from api.observability.logging import configure_logging
@@ -202,6 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database_status = "opening"
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
+    # New flight ids, reserved in blocks by this one process (api/db/ids.py).
+    app.state.flight_ids = IdBlocks("flights")
     install_problem_handlers(app)
     if any(f.route for f in settings.fault_injection):
         # Innermost: an injected delay or error looks like the route's own to everything else.

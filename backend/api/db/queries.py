@@ -120,18 +120,19 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                       > ($after_year, $after_month, $after_day, $after_sched_dep_time, $after_id))
             ORDER BY year, month, day, sched_dep_time, id
             LIMIT $limit""",
-        # Ids come from a counter row rather than max(id)+1, so a deleted id is never reused;
-        # concurrent inserts conflict on this row and are retried (DuckDB is optimistic).
-        "flight_next_id": """
-            UPDATE id_counters SET next_id = next_id + 1 WHERE name = 'flights'
-            RETURNING next_id - 1 AS id""",
+        # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
+        # block, never one per create, so concurrent creates do not conflict on this row.
+        "id_block_reserve": """
+            UPDATE id_counters SET next_id = next_id + $count WHERE name = $name
+            RETURNING next_id""",
         "flight_insert": f"""
             INSERT INTO flights (id, year, month, day, dep_time, sched_dep_time, dep_delay,
                 arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest,
                 air_time, distance, hour, minute, time_hour)
             VALUES ($id, $year, $month, $day, $dep_time, $sched_dep_time, $dep_delay,
                 $arr_time, $sched_arr_time, $arr_delay, $carrier, $flight, $tailnum, $origin,
-                $dest, $air_time, $distance, $hour, $minute, {_TIME_HOUR_EXPR})""",
+                $dest, $air_time, $distance, $hour, $minute, {_TIME_HOUR_EXPR})
+            RETURNING {FLIGHT_COLUMNS}""",
         "flight_update": f"""
             UPDATE flights SET year = $year, month = $month, day = $day,
                 dep_time = $dep_time, sched_dep_time = $sched_dep_time, dep_delay = $dep_delay,
@@ -140,9 +141,14 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                 dest = $dest, air_time = $air_time, distance = $distance, hour = $hour,
                 minute = $minute, time_hour = {_TIME_HOUR_EXPR}
             WHERE id = $id
-            RETURNING id""",
+            RETURNING {FLIGHT_COLUMNS}""",
         "flight_delete": "DELETE FROM flights WHERE id = $id RETURNING id",
-        "carrier_exists": "SELECT count(*) FROM airlines WHERE carrier = $carrier",
+        # A known carrier (airlines) and an origin flights leave from. EXISTS stops at the first
+        # matching row: no full scan of flights for a valid origin.
+        "flight_references_exist": """
+            SELECT EXISTS (SELECT 1 FROM airlines WHERE carrier = $carrier) AS carrier_known,
+                   EXISTS (SELECT 1 FROM flights WHERE origin = $origin) AS origin_known""",
+        # Full scan: only for the message of a failed origin check.
         "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
         # --- statistics --------------------------------------------------------------------
         "stats_carriers": """
