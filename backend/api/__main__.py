@@ -1,7 +1,8 @@
 """Command line: `python -m api serve | migrate | load-demo-data [--force]`.
 
-Exit codes: 0 success, 1 runtime failure (e.g. database locked), 2 invalid configuration or
-usage, 3 server start-up failure (uvicorn's code).
+Exit codes (api/exits.py): 0 success, 1 runtime failure (e.g. database locked), 2 invalid
+configuration or usage, 3 server start-up failure (uvicorn's code), 4 the database file cannot
+be opened (the one log line says why).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from types import FrameType
 import duckdb
 import uvicorn
 
-from api.db.database import Database, DatabaseLockedError
+from api import exits
+from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.main import configure_logging_for, create_app
@@ -132,9 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return migrate(settings)
         return load_demo(settings, args.force)
+    except DatabaseOpenError as exc:
+        exits.report_fatal(
+            "database cannot be opened",
+            exits.EXIT_DATABASE_UNUSABLE,
+            reason=exc.reason,
+            detail=exc.detail,
+            **{"db.path": str(settings.database_path)},
+        )
+        return exits.EXIT_DATABASE_UNUSABLE
     except (DatabaseLockedError, DemoDataError, duckdb.Error) as exc:
         logger.error("%s failed: %s", args.command, exc)
-        return 1
+        return exits.EXIT_RUNTIME_FAILURE
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ tests that write get their own copy of that file (copying a closed DuckDB file i
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,25 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app, open_database
 from api.settings import Settings
+
+
+class ReadyTestClient(TestClient):
+    """A TestClient whose `with` block starts once the database is open (or failed to open).
+
+    The app opens its database in a background thread while it already serves the probes
+    (api/main.py); tests of the API want the opened database.
+    """
+
+    def __enter__(self) -> ReadyTestClient:
+        super().__enter__()
+        state = self.app.state  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        while state.database is None and time.monotonic() < deadline:
+            opener = next((t for t in threading.enumerate() if t.name == "database-opener"), None)
+            if opener is None and state.database is None:
+                break  # the opener ended without a database (e.g. locked): the test decides
+            time.sleep(0.01)
+        return self
 
 
 def make_settings(path: Path, **overrides: object) -> Settings:
@@ -42,7 +63,7 @@ def copy_db(template: Path, directory: Path) -> Path:
 def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """A client over a session-wide copy of the demo database: for tests that only read."""
     path = copy_db(template_db, tmp_path_factory.mktemp("readonly"))
-    with TestClient(create_app(make_settings(path))) as test_client:
+    with ReadyTestClient(create_app(make_settings(path))) as test_client:
         yield test_client
 
 
@@ -50,5 +71,5 @@ def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def writable_client(template_db: Path, tmp_path: Path) -> Iterator[TestClient]:
     """A client over this test's own copy of the demo database."""
     path = copy_db(template_db, tmp_path)
-    with TestClient(create_app(make_settings(path))) as test_client:
+    with ReadyTestClient(create_app(make_settings(path))) as test_client:
         yield test_client

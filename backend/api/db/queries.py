@@ -33,6 +33,18 @@ _FLIGHTS_CSV_COLUMNS = """{
     'dest': 'VARCHAR', 'air_time': 'INTEGER', 'distance': 'INTEGER', 'hour': 'INTEGER',
     'minute': 'INTEGER', 'time_hour': 'VARCHAR'}"""
 
+# Every table of the schema (the readiness check reads them all).
+_ALL_TABLES = (
+    "flights", "airlines", "airports", "planes", "weather", "id_counters", "demo_data_loads",
+    "schema_migrations",
+)  # fmt: skip
+
+# Every table of the schema (the readiness check reads them all).
+_ALL_TABLES = (
+    "flights", "airlines", "airports", "planes", "weather", "id_counters", "demo_data_loads",
+    "schema_migrations",
+)  # fmt: skip
+
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
     {
         # --- transactions and housekeeping -------------------------------------------------
@@ -40,7 +52,13 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         "commit": "COMMIT",
         "rollback": "ROLLBACK",
         "checkpoint": "CHECKPOINT",
-        "readiness_select_one": "SELECT 1",
+        # Readiness (api/db/checks.py): a live read of real rows, and a full read of every
+        # table (a hash over all rows reads every block, so DuckDB verifies every checksum).
+        "readiness_read_rows": "SELECT * FROM flights LIMIT 1",
+        **{
+            f"readiness_scan_{table}": f"SELECT bit_xor(hash(t)) FROM {table} AS t"
+            for table in _ALL_TABLES
+        },
         # --- migrations bookkeeping --------------------------------------------------------
         "migrations_create_table": """
             CREATE TABLE IF NOT EXISTS schema_migrations (
