@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__, exits, faults
 from api.db.cache import ResultCache
-from api.db.checks import DataCheck
+from api.db.checks import DataCheck, Heartbeat
 from api.db.database import (
     WAITING_FOR_LOCK,
     Database,
@@ -149,6 +149,7 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
         return
     status(CHECKING_DATA)
     app.state.data_check.run(database)  # a corrupt data block shows in /readyz from now on
+    app.state.heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
     app.state.database = database
     status("ok")
     logger.info("database ready: %s", settings.database_path)
@@ -209,6 +210,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Open in a thread of its own and serve at once: uvicorn listens only after start-up,
         # so opening here would refuse every probe for as long as a WAL replay, a lock wait or
         # the demo-data load takes.
+        # Sync routes run in anyio's threadpool (40 threads by default). On a few cores more
+        # threads add no throughput, only contenders for the GIL: with 40 busy ones even the
+        # async probes waited seconds for the event loop (docs/resilience.md).
+        to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         cancel = threading.Event()
         opener = threading.Thread(
             target=open_in_background,
@@ -224,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await to_thread.run_sync(opener.join)
             database, app.state.database = app.state.database, None
             app.state.database_status = "shutting down"
+            if app.state.heartbeat is not None:
+                await to_thread.run_sync(app.state.heartbeat.stop)
             if database is not None:
                 await to_thread.run_sync(database.close)
             # Flush, not shut down: the provider is per process and outlives this app in
@@ -247,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database_status = OPENING
     # The full read of every table (the `data` readiness check, api/db/checks.py).
     app.state.data_check = DataCheck()
+    app.state.heartbeat = None  # the live readiness read, started once the database is open
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).
