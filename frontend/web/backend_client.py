@@ -17,26 +17,37 @@ hook adds the current ``X-Request-ID``; each call is timed into
 ``backend_request_duration_seconds`` by the *backend's route template* (each method passes it
 explicitly, never the raw path). Readiness calls are never traced (probes are not traced).
 
-There are no retry loops: a request either succeeds within its timeouts or fails fast. httpx
-drops failed connections from its pool, so a backend outage never poisons the client and the
-frontend recovers by itself as soon as the backend answers again.
+There are no retry loops: a request either succeeds within its timeouts or fails fast. Every
+call passes a per-process circuit breaker (web/circuit_breaker.py): after
+``BACKEND_CIRCUIT_FAILURES`` calls in a row without an answer (or with 502/503/504), calls fail
+at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. So a stalled
+backend costs a page at most one read timeout (default 1 s), and only the first few pages of
+each worker; the rest answer 503 in milliseconds. The budget is per page, counted from when
+the request arrived at the worker (web/worker.py): a page queued behind others has less
+left. httpx drops failed connections from its pool, so the frontend recovers by itself as
+soon as the backend answers again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
 import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from web.observability import metrics, tracing
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
+from web.worker import request_arrived_at
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
@@ -45,6 +56,11 @@ REFERENCE_CACHE_SECONDS = 300.0
 # Backend route templates with parameters (metric labels; docs/api.md spells them like this).
 FLIGHT_ROUTE = f"{API_PREFIX}/flights/{{flight_id}}"
 READINESS_ROUTE = "/readyz"
+# Answers that say the backend cannot serve at all (not this request's own fault): like no
+# answer, they count towards opening the circuit.
+CIRCUIT_FAILURE_STATUSES = frozenset({502, 503, 504})
+# A call with less time left in its page's budget is not worth making (seconds).
+MIN_CALL_SECONDS = 0.05
 
 
 class Flight(TypedDict, total=False):
@@ -152,6 +168,12 @@ class BackendValidationError(BackendError):
         self.errors = errors
 
 
+def _circuit_changed(old: State, new: State) -> None:
+    metrics.set_circuit_state(new)
+    log = logger.warning if new == "open" else logger.info
+    log("backend circuit breaker %s -> %s (pid %d)", old, new, os.getpid())
+
+
 def _add_request_id(request: httpx.Request) -> None:
     """httpx request hook: forward the current request id (none outside a request)."""
     request_id = current_request_id()
@@ -187,6 +209,7 @@ class BackendClient:
             write=settings.BACKEND_READ_TIMEOUT_SECONDS,
             pool=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
         )
+        self.page_budget = settings.BACKEND_READ_TIMEOUT_SECONDS
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
         # TELEMETRY_ENABLED=false: no client spans, no backend_request_duration_seconds.
         self.telemetry = settings.TELEMETRY_ENABLED
@@ -195,6 +218,13 @@ class BackendClient:
         self._client: httpx.Client | None = None
         self._client_pid: int | None = None
         self._cache: dict[str, tuple[float, Any]] = {}
+        # Per process (each gunicorn worker builds its own app): web/circuit_breaker.py.
+        self.breaker = CircuitBreaker(
+            settings.BACKEND_CIRCUIT_FAILURES,
+            settings.BACKEND_CIRCUIT_RESET_SECONDS,
+            on_change=_circuit_changed,
+        )
+        metrics.set_circuit_state("closed")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -257,11 +287,12 @@ class BackendClient:
             kwargs["params"] = _clean_params(params)
         if json is not None:
             kwargs["json"] = json
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        kwargs["timeout"] = timeout if timeout is not None else self._page_timeout()
         started = time.perf_counter()
         try:
-            response = self._http().request(method, path or route, **kwargs)
+            response = self._guarded(
+                method, route, lambda: self._http().request(method, path or route, **kwargs)
+            )
         except httpx.TimeoutException as exc:
             self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
@@ -281,6 +312,48 @@ class BackendClient:
         if status >= 500:
             raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
         raise BackendError(f"backend answered {status}: {detail}", status_code=status)
+
+    def _page_timeout(self) -> httpx.Timeout:
+        """The call's timeouts, cut to what is left of the page's budget: a page waits for the
+        backend at most BACKEND_READ_TIMEOUT_SECONDS in all, counted from when the request
+        arrived at the worker (web/worker.py), so time spent queued behind other pages counts
+        too. Raises BackendUnavailable when nothing is left (no call is made)."""
+        arrived = request_arrived_at()
+        if arrived is None:
+            return self.timeout
+        left = arrived + self.page_budget - time.monotonic()
+        if left < MIN_CALL_SECONDS:
+            raise BackendUnavailable(
+                f"page budget of {self.page_budget:g} s spent before calling the backend"
+            )
+        return httpx.Timeout(
+            connect=min(self.timeout.connect or left, left),
+            read=min(self.timeout.read or left, left),
+            write=min(self.timeout.write or left, left),
+            pool=min(self.timeout.pool or left, left),
+        )
+
+    def _guarded(
+        self, method: str, route: str, send: Callable[[], httpx.Response]
+    ) -> httpx.Response:
+        """``send()`` through the circuit breaker: raises BackendUnavailable at once (no network,
+        observed as outcome ``unavailable`` taking 0 s) while the circuit is open; counts no
+        answer (timeout, refused) and 502/503/504 as failures, any other answer as success."""
+        try:
+            trial = self.breaker.acquire()
+        except CircuitOpen as exc:
+            self._observe(method, route, None, 0.0)
+            raise BackendUnavailable(
+                f"circuit open after {self.breaker.failure_threshold} failed backend calls "
+                f"in a row; next trial in {exc.retry_in:.1f} s"
+            ) from exc
+        success = False
+        try:
+            response = send()
+            success = response.status_code not in CIRCUIT_FAILURE_STATUSES
+            return response
+        finally:
+            self.breaker.record(success, trial)
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -394,7 +467,11 @@ class BackendClient:
             # Probes are not traced, and /readyz has no server span to hang a client span on:
             # without suppression every probe would export an orphan root span.
             with suppress_instrumentation():
-                response = self._http().get(READINESS_ROUTE, timeout=timeout)
+                response = self._guarded(
+                    "GET",
+                    READINESS_ROUTE,
+                    lambda: self._http().get(READINESS_ROUTE, timeout=timeout),
+                )
         except httpx.HTTPError as exc:
             self._observe("GET", READINESS_ROUTE, None, time.perf_counter() - started)
             if isinstance(exc, httpx.TimeoutException):

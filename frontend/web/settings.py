@@ -44,8 +44,13 @@ class Settings(BaseSettings):
     )
     SECRET_KEY: str = DEV_SECRET_KEY
     BACKEND_URL: str = "http://127.0.0.1:12015"
-    BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
-    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # A stalled backend costs a page at most about these (seconds); pages need milliseconds.
+    BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
+    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    # Circuit breaker (web/circuit_breaker.py, per worker): this many failed calls in a row
+    # open it; it stays open this long (seconds), then one trial call decides.
+    BACKEND_CIRCUIT_FAILURES: int = Field(default=3, ge=1, le=1000)
+    BACKEND_CIRCUIT_RESET_SECONDS: float = Field(default=2.0, gt=0, le=300)
     # /readyz must answer quickly even when the backend hangs: probes have short deadlines.
     READINESS_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     HOST: str = "127.0.0.1"
