@@ -8,6 +8,7 @@ from typing import Annotated
 import duckdb
 from fastapi import Depends, Request
 
+from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
 from api.db.database import Database, DatabaseNotReadyError
 from api.db.ids import IdBlocks
@@ -52,3 +53,12 @@ async def get_flight_ids(request: Request) -> IdBlocks:
 
 
 FlightIds = Annotated[IdBlocks, Depends(get_flight_ids)]
+
+
+async def get_group_writes(request: Request) -> GroupCommit:
+    """The app's group commit of single-statement writes (api/db/batch.py)."""
+    writes: GroupCommit = request.app.state.group_writes
+    return writes
+
+
+GroupWrites = Annotated[GroupCommit, Depends(get_group_writes)]

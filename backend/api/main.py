@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__, exits, faults
+from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
 from api.db.checks import DataCheck, Heartbeat
 from api.db.database import (
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.database_status = "shutting down"
             if app.state.heartbeat is not None:
                 await to_thread.run_sync(app.state.heartbeat.stop)
+            await to_thread.run_sync(app.state.group_writes.stop)
             if database is not None:
                 await to_thread.run_sync(database.close)
             # Flush, not shut down: the provider is per process and outlives this app in
@@ -259,6 +261,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.results = ResultCache()
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).
     app.state.flight_ids = IdBlocks("flights")
+    # Creates of concurrent requests committed together, one WAL sync each (api/db/batch.py).
+    app.state.group_writes = GroupCommit()
     install_problem_handlers(app)
     if any(f.route for f in settings.fault_injection):
         # Innermost: an injected delay or error looks like the route's own to everything else.

@@ -9,10 +9,10 @@ import json
 from typing import Annotated, Any
 
 import duckdb
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api.db.database import retry_on_conflict, run_query, transaction
-from api.dependencies import Cursor, FlightIds
+from api.dependencies import Cursor, FlightIds, GroupWrites, get_database
 from api.problems import FieldError, ValidationProblem
 from api.schemas import (
     MAX_BIGINT,
@@ -154,25 +154,30 @@ def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
 
 @router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
 def create_flight(
-    db: Cursor, ids: FlightIds, body: FlightCreate, response: Response
+    request: Request,
+    db: Cursor,
+    ids: FlightIds,
+    writes: GroupWrites,
+    body: FlightCreate,
+    response: Response,
 ) -> dict[str, Any]:
     """Create a flight with a new id; 201 with a Location header, 422 on bad input.
 
     Validation reads before the write, the id comes from the process's block (api/db/ids.py)
-    and the answer is the row as the INSERT wrote it (RETURNING): the write transaction is one
-    autocommitted statement that no concurrent create conflicts with.
+    and the answer is the row as the INSERT wrote it (RETURNING): the write is one statement
+    that no concurrent create conflicts with, committed in a group (api/db/batch.py).
     """
     record = body.model_dump()
     check_flight(db, record)
     flight_id = ids.next_id(db)
 
-    def insert() -> dict[str, Any]:
-        # One statement in autocommit: its own transaction, committed when it returns.
-        row = run_query(db, "flight_insert", _write_params(record, flight_id)).first()
-        assert row is not None  # INSERT ... RETURNING returns the row it inserted
-        return row
-
-    row = retry_on_conflict(insert)
+    # Committed together with the creates of other requests queued meanwhile (one WAL sync
+    # for all of them, api/db/batch.py); returns once committed.
+    result = writes.execute(
+        get_database(request), "flight_insert", _write_params(record, flight_id)
+    )
+    row = result.first()
+    assert row is not None  # INSERT ... RETURNING returns the row it inserted
     response.headers["Location"] = f"{router.prefix}/{flight_id}"
     return row
 
