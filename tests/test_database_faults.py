@@ -96,19 +96,19 @@ def test_corrupt_data_blocks_make_readiness_fail(demo_db: Path, log_dir: Path, t
     corrupt_column_blocks(db_path, "flights", "dep_delay")
     backend = backend_service(db_path, log_dir).start(ready_path="/livez")
     try:
-        # The API cannot serve the flights (the blocks fail DuckDB's checksum) ...
-        flights = httpx.get(backend.url + "/api/v1/flights", timeout=10)
-        assert flights.status_code == 500
-        assert "Traceback" not in flights.text
-        # ... and the probes say so, naming the check and the table.
         wait_for(
             lambda: (
                 httpx.get(backend.url + "/readyz", timeout=5).json()["checks"].get("data")
                 not in (None, "not checked yet")
             ),
             30,
-            "the data check ran",
+            "the database opened and the data check ran",
         )
+        # The API cannot serve the flights (the blocks fail DuckDB's checksum) ...
+        flights = httpx.get(backend.url + "/api/v1/flights", timeout=10)
+        assert flights.status_code == 500
+        assert "Traceback" not in flights.text
+        # ... and the probes say so, naming the check and the table.
         for probe in ("/readyz", "/health"):
             response = httpx.get(backend.url + probe, timeout=5)
             assert response.status_code == 503, response.text

@@ -261,8 +261,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.results = ResultCache()
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).
     app.state.flight_ids = IdBlocks("flights")
-    # Creates of concurrent requests committed together, one WAL sync each (api/db/batch.py).
-    app.state.group_writes = GroupCommit()
+    # Creates of concurrent requests written by one statement and commit (api/db/batch.py).
+    app.state.group_writes = GroupCommit("flight_insert_batch")
     install_problem_handlers(app)
     if any(f.route for f in settings.fault_injection):
         # Innermost: an injected delay or error looks like the route's own to everything else.

@@ -143,13 +143,35 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         "id_block_reserve": """
             UPDATE id_counters SET next_id = next_id + $count WHERE name = $name
             RETURNING next_id""",
-        "flight_insert": f"""
+        # Many creates in one statement (api/db/batch.py, group commit): every parameter is a
+        # list with one value per new flight; the time zone of each origin comes from a join.
+        "flight_insert_batch": f"""
             INSERT INTO flights (id, year, month, day, dep_time, sched_dep_time, dep_delay,
                 arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest,
                 air_time, distance, hour, minute, time_hour)
-            VALUES ($id, $year, $month, $day, $dep_time, $sched_dep_time, $dep_delay,
-                $arr_time, $sched_arr_time, $arr_delay, $carrier, $flight, $tailnum, $origin,
-                $dest, $air_time, $distance, $hour, $minute, {_TIME_HOUR_EXPR})
+            SELECT n.id, n.year, n.month, n.day, n.dep_time, n.sched_dep_time, n.dep_delay,
+                n.arr_time, n.sched_arr_time, n.arr_delay, n.carrier, n.flight, n.tailnum,
+                n.origin, n.dest, n.air_time, n.distance, n.hour, n.minute,
+                timezone('UTC', make_timestamptz(n.year, n.month, n.day, n.hour, 0, 0.0,
+                    coalesce(a.tzone, 'America/New_York')))
+            FROM (
+                SELECT unnest($id::BIGINT[]) AS id, unnest($year::INTEGER[]) AS year,
+                    unnest($month::INTEGER[]) AS month, unnest($day::INTEGER[]) AS day,
+                    unnest($dep_time::INTEGER[]) AS dep_time,
+                    unnest($sched_dep_time::INTEGER[]) AS sched_dep_time,
+                    unnest($dep_delay::INTEGER[]) AS dep_delay,
+                    unnest($arr_time::INTEGER[]) AS arr_time,
+                    unnest($sched_arr_time::INTEGER[]) AS sched_arr_time,
+                    unnest($arr_delay::INTEGER[]) AS arr_delay,
+                    unnest($carrier::VARCHAR[]) AS carrier,
+                    unnest($flight::INTEGER[]) AS flight,
+                    unnest($tailnum::VARCHAR[]) AS tailnum,
+                    unnest($origin::VARCHAR[]) AS origin, unnest($dest::VARCHAR[]) AS dest,
+                    unnest($air_time::INTEGER[]) AS air_time,
+                    unnest($distance::INTEGER[]) AS distance,
+                    unnest($hour::INTEGER[]) AS hour, unnest($minute::INTEGER[]) AS minute
+            ) AS n
+            LEFT JOIN airports AS a ON a.faa = n.origin
             RETURNING {FLIGHT_COLUMNS}""",
         "flight_update": f"""
             UPDATE flights SET year = $year, month = $month, day = $day,

@@ -171,13 +171,9 @@ def create_flight(
     check_flight(db, record)
     flight_id = ids.next_id(db)
 
-    # Committed together with the creates of other requests queued meanwhile (one WAL sync
-    # for all of them, api/db/batch.py); returns once committed.
-    result = writes.execute(
-        get_database(request), "flight_insert", _write_params(record, flight_id)
-    )
-    row = result.first()
-    assert row is not None  # INSERT ... RETURNING returns the row it inserted
+    # Written and committed together with the creates of other requests queued meanwhile:
+    # one statement, one WAL sync for all of them (api/db/batch.py); returns once committed.
+    row = writes.execute(get_database(request), _write_params(record, flight_id))
     response.headers["Location"] = f"{router.prefix}/{flight_id}"
     return row
 
