@@ -8,6 +8,12 @@
   expect the 303 redirect of POST/redirect/GET).
 - ``ApiUser`` (host: ``BACKEND_URL``, else ``--host``; fewer of them): an API client reading
   ``/api/v1`` with filters and cursor paging.
+- ``CalibrationPageUser`` and ``CalibrationApiUser`` (hosts: ``CALIBRATION_FRONTEND_URL``,
+  ``CALIBRATION_BACKEND_URL``): load the calibration stack (calibration.py) at the same time,
+  from the same Locust process(es). The gate divides each endpoint's figures by theirs, so a
+  slower or busier machine does not fail the gate but a slower project does (README.md).
+  Their number is fixed (``LOADTEST_CALIBRATION_USERS``, split 4:1 like the real users),
+  and they exist only when their hosts are set.
 
 Requests are named by route template (``/flights/[id]``) so Locust's statistics, and the gate's
 per-endpoint p95 limits in thresholds.toml, stay bounded. Every request says who it is
@@ -183,6 +189,10 @@ def next_link(page: PageParser) -> str | None:
         if "next" in rel.split():
             return href
     return None
+
+
+# Calibration users in all (fixed, whatever -u says; scripts/loadtest.sh adds them to -u).
+CALIBRATION_USERS = int(os.environ.get("LOADTEST_CALIBRATION_USERS", "5"))
 
 
 class SyntheticUser(FastHttpUser):
@@ -407,3 +417,37 @@ class ApiUser(SyntheticUser):
     @task(1)
     def airlines(self) -> None:
         self.client.get("/api/v1/airlines", name="/api/v1/airlines")
+
+
+class CalibrationPageUser(SyntheticUser):
+    """Loads the calibration frontend (a page with one backend call), like a BrowserUser.
+
+    A shorter think time than the real users: its only job is to sample how long a page of
+    fixed work takes on this machine right now, and more samples make a steadier p95.
+    """
+
+    fixed_count = max(1, round(CALIBRATION_USERS * 4 / 5))
+    host_env = "CALIBRATION_FRONTEND_URL"
+    host = os.environ.get(host_env) or None
+    abstract = not host or not CALIBRATION_USERS  # no calibration stack: no such users
+    wait_time = between(0.1, 0.5)
+    default_headers = {**COMMON_HEADERS, "Accept": "text/html"}  # noqa: RUF012 - Locust API
+
+    @task
+    def page(self) -> None:
+        self.client.get("/page", name=gate.CALIBRATION_PAGE)
+
+
+class CalibrationApiUser(SyntheticUser):
+    """Loads the calibration backend directly (fixed API-like work), like an ApiUser."""
+
+    fixed_count = max(1, CALIBRATION_USERS - CalibrationPageUser.fixed_count)
+    host_env = "CALIBRATION_BACKEND_URL"
+    host = os.environ.get(host_env) or None
+    abstract = not host or not CALIBRATION_USERS
+    wait_time = between(0.1, 0.5)
+    default_headers = {**COMMON_HEADERS, "Accept": "application/json"}  # noqa: RUF012 - Locust API
+
+    @task
+    def api(self) -> None:
+        self.client.get("/api", name=gate.CALIBRATION_API)

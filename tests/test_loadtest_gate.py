@@ -10,8 +10,11 @@ thresholds (it must pass).
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,26 +41,31 @@ LOADTESTS = ROOT / "loadtests"
 SCRIPT = ROOT / "scripts" / "loadtest.sh"
 sys.path.insert(0, str(LOADTESTS))
 
+import cgroups  # noqa: E402 - tests/cgroups.py, beside this file
 import duckdb_report  # noqa: E402 - loadtests/ is not a package; the locustfile imports it alike
 import gate  # noqa: E402
 
 LENIENT = """
 max_fail_ratio = 0.5
-min_total_rps = 0
+min_throughput_ratio = 0
 min_requests = 1
-default_p95_ms = 60000
+default_limit = { p50 = 1000, p95 = 1000 }
 """
 
 IMPOSSIBLE = """
 # No server meets these: the gate must fail and say why.
 max_fail_ratio = 0.0
-min_total_rps = 1e9
+min_throughput_ratio = 1e9
 min_requests = 1
-default_p95_ms = 0.001
-[p95_ms]
-"GET /flights" = 0.001
-"GET /never-requested" = 1000
+default_limit = { p50 = 0.001, p95 = 0.001 }
+[limits]
+"GET /never-requested" = { p50 = 1, p95 = 1 }
 """
+
+PAGE = gate.CALIBRATION_PAGE
+API = gate.CALIBRATION_API
+# Users of a run as Locust's runner reports them (final_user_classes_count).
+USERS = {"BrowserUser": 16, "ApiUser": 4, "CalibrationPageUser": 4, "CalibrationApiUser": 1}
 
 
 def write(tmp_path: Path, text: str, name: str = "thresholds.toml") -> Path:
@@ -66,20 +74,30 @@ def write(tmp_path: Path, text: str, name: str = "thresholds.toml") -> Path:
     return path
 
 
+def log(stats: RequestStats, name: str, milliseconds: float, count: int) -> None:
+    for _ in range(count):
+        stats.log_request("GET", name, milliseconds, 1000)
+
+
 def filled_stats(
-    fast: int = 100, slow: int = 0, failures: int = 0, seconds: float = 10.0
+    fast: int = 100,
+    slow: int = 0,
+    failures: int = 0,
+    seconds: float = 10.0,
+    calibration_ms: float = 20.0,
+    calibration: int = 100,
 ) -> RequestStats:
     """Real Locust stats: `fast` 20 ms and `slow` 900 ms GET /flights, `failures` failed
-    GET /flights/[id] (each logged as a request and an error, as Locust does), spread over
-    `seconds` of run time."""
+    GET /flights/[id] (each logged as a request and an error, as Locust does), `calibration`
+    requests of each calibration name at `calibration_ms`, spread over `seconds`."""
     stats = RequestStats()
-    for _ in range(fast):
-        stats.log_request("GET", "/flights", 20, 1000)
-    for _ in range(slow):
-        stats.log_request("GET", "/flights", 900, 1000)
+    log(stats, "/flights", 20, fast)
+    log(stats, "/flights", 900, slow)
     for _ in range(failures):
         stats.log_request("GET", "/flights/[id]", 5, 0)
         stats.log_error("GET", "/flights/[id]", "LocustBadStatusCode(code=500)")
+    log(stats, PAGE, calibration_ms, calibration)
+    log(stats, API, calibration_ms, calibration)
     stats.total.start_time = time.time() - seconds
     stats.total.last_request_timestamp = stats.total.start_time + seconds
     return stats
@@ -88,9 +106,11 @@ def filled_stats(
 def thresholds(**overrides: object) -> gate.Thresholds:
     values: dict[str, object] = {
         "max_fail_ratio": 0.01,
-        "min_total_rps": 5.0,
-        "default_p95_ms": 1000.0,
-        "p95_ms": {"GET /flights": 500.0},
+        "min_throughput_ratio": 0.1,
+        "default_limit": gate.Limit(p50=50.0, p95=50.0),
+        "limits": {"GET /flights": gate.Limit(p50=2.0, p95=5.0)},
+        "min_samples_p50": 20,
+        "min_samples_p95": 40,
     }
     values.update(overrides)
     return gate.Thresholds(**values)  # type: ignore[arg-type]
@@ -110,63 +130,139 @@ def test_this_process_was_not_monkey_patched() -> None:
 # --- evaluation logic on real Locust statistics ------------------------------------------
 
 
-def test_healthy_run_passes() -> None:
-    result = gate.evaluate(filled_stats(fast=100), thresholds())
-    assert result.passed, gate.format_table(result)
-    assert "GATE PASSED" in gate.format_table(result)
+def test_healthy_run_passes_and_shows_every_figure() -> None:
+    result = gate.evaluate(filled_stats(fast=100), thresholds(), users=USERS)
+    table = gate.format_table(result)
+    assert result.passed, table
+    assert "GATE PASSED" in table
+    row = next(c for c in result.checks if c.name.startswith("GET /flights "))
+    # measured p50 / p95, the calibration's, the ratio and the limit (also in ms right now)
+    assert (row.measured, row.calibration, row.normalised) == (
+        "20 ms / 20 ms",
+        "20 ms / 20 ms",
+        "1.00x / 1.00x",
+    )
+    assert row.limit == "<= 2x / 5x = 40 ms / 100 ms"
+    assert "calibration" in table and "normalised" in table
 
 
-def test_slow_endpoint_fails_on_its_own_p95_limit() -> None:
-    # 10 % of requests at 900 ms put the p95 at 900 ms: over 500, under the 1000 default.
+def test_a_slower_machine_moves_both_sides_and_passes() -> None:
+    # Everything three times slower: the endpoint (60 ms) and the calibration (60 ms).
+    stats = filled_stats(fast=0, calibration_ms=60)
+    log(stats, "/flights", 60, 100)
+    assert gate.evaluate(stats, thresholds(), users=USERS).passed
+    # The same 60 ms against a calibration that stayed at 20 ms: our code got slower.
+    stats = filled_stats(fast=0, calibration_ms=20)
+    log(stats, "/flights", 60, 100)
+    result = gate.evaluate(stats, thresholds(), users=USERS)
+    assert failed_names(result) == ["GET /flights"]
+    why = gate.format_table(result).splitlines()
+    assert any("GET /flights" in line and "3.00x / 3.00x" in line for line in why)
+
+
+def test_the_tail_is_judged_only_with_enough_samples() -> None:
+    # 10 % of requests at 900 ms: p95 45x the calibration, the median still 1x.
     stats = filled_stats(fast=90, slow=10)
     assert stats.get("/flights", "GET").get_response_time_percentile(0.95) == 900
-    result = gate.evaluate(stats, thresholds())
-    assert failed_names(result) == ["p95 GET /flights"]
-    assert gate.evaluate(stats, thresholds(p95_ms={})).passed  # default limit 1000 ms
+    assert failed_names(gate.evaluate(stats, thresholds(), users=USERS)) == ["GET /flights"]
+    # With fewer than min_samples_p95 requests the p95 is little more than the slowest one.
+    lenient = gate.evaluate(stats, thresholds(min_samples_p95=500), users=USERS)
+    assert lenient.passed
+    assert "(5x: n < 500)" in next(c.limit for c in lenient.checks if c.name.startswith("GET /fl"))
+    # Likewise the median, below min_samples_p50 (here: a median 45x the calibration's).
+    rare = filled_stats(fast=0, slow=10)
+    judged = thresholds(min_samples_p50=10, min_throughput_ratio=0)
+    assert failed_names(gate.evaluate(rare, judged, users=USERS)) == ["GET /flights"]
+    shown = thresholds(min_samples_p50=11, min_throughput_ratio=0)
+    assert gate.evaluate(rare, shown, users=USERS).passed
 
 
-def test_failure_ratio_over_limit_fails() -> None:
-    # 2 failed of 102 requests = 1.96 % > 1 %.
-    result = gate.evaluate(filled_stats(fast=100, failures=2), thresholds())
+def test_api_endpoints_are_normalised_by_the_calibration_api() -> None:
+    stats = filled_stats(fast=100, calibration=0)
+    log(stats, PAGE, 20, 100)
+    log(stats, API, 5, 100)  # the API calibration is four times faster than the page one
+    log(stats, "/api/v1/flights", 20, 100)
+    limits = {"GET /api/v1/flights": gate.Limit(p50=2.0, p95=5.0)}
+    result = gate.evaluate(stats, thresholds(limits=limits), users=USERS)
+    assert failed_names(result) == ["GET /api/v1/flights"]  # 4x the API calibration
+    assert gate.calibration_of("/api/v1/flights") == API
+    assert gate.calibration_of("/flights") == PAGE
+
+
+def test_a_calibration_that_did_not_run_fails_the_gate() -> None:
+    stats = filled_stats(fast=100, calibration=0)
+    result = gate.evaluate(stats, thresholds(), users=USERS)
+    assert "calibration GET /calibration/page" in failed_names(result)
+    assert "GET /flights" in failed_names(result)  # nothing to normalise by: cannot judge
+    stats = filled_stats(fast=100)
+    stats.log_request("GET", PAGE, 5, 0)
+    stats.log_error("GET", PAGE, "ConnectionRefusedError")
+    result = gate.evaluate(stats, thresholds(), users=USERS)
+    assert "calibration GET /calibration/page" in failed_names(result)
+
+
+def test_failure_ratio_counts_real_requests_only() -> None:
+    # 2 failed of 102 real requests = 1.96 % > 1 % (the 200 calibration requests don't dilute).
+    result = gate.evaluate(filled_stats(fast=100, failures=2), thresholds(), users=USERS)
     assert failed_names(result) == ["failure ratio"]
     row = result.failures[0]
     assert row.measured.startswith("0.0196") and "2 failed" in row.measured
-    assert gate.evaluate(filled_stats(fast=100, failures=1), thresholds()).passed
+    assert gate.evaluate(filled_stats(fast=100, failures=1), thresholds(), users=USERS).passed
 
 
-def test_low_throughput_fails() -> None:
-    # 100 requests over 50 s = 2 req/s < 5 req/s.
-    result = gate.evaluate(filled_stats(fast=100, seconds=50), thresholds())
-    assert failed_names(result) == ["throughput (req/s)"]
+def test_throughput_is_normalised_per_user_by_the_calibration() -> None:
+    # 100 real requests from 20 users vs 200 calibration requests from 5: 0.125x per user.
+    result = gate.evaluate(
+        filled_stats(fast=100), thresholds(min_throughput_ratio=0.5), users=USERS
+    )
+    row = next(c for c in result.checks if c.name == "throughput")
+    assert row.normalised == "0.12x" and not row.passed
+    assert failed_names(result) == ["throughput"]
+    assert gate.evaluate(filled_stats(fast=100), thresholds(), users=USERS).passed
+    # Without user counts: plain requests per second (100 vs 200 over the same 10 s).
+    plain = gate.evaluate(filled_stats(fast=100), thresholds())
+    assert next(c for c in plain.checks if c.name == "throughput").normalised == "0.50x"
 
 
 def test_listed_endpoint_without_requests_fails_unless_optional() -> None:
-    limits = {"GET /flights": 500.0, "POST /flights/new": 1000.0}
-    result = gate.evaluate(filled_stats(), thresholds(p95_ms=limits))
+    limits = {
+        "GET /flights": gate.Limit(p50=2.0, p95=5.0),
+        "POST /flights/new": gate.Limit(p50=9.0, p95=9.0),
+    }
+    result = gate.evaluate(filled_stats(), thresholds(limits=limits, min_throughput_ratio=0))
     assert failed_names(result) == ["exercised POST /flights/new"]
     optional = frozenset({"POST /flights/new"})
-    assert gate.evaluate(filled_stats(), thresholds(p95_ms=limits, optional=optional)).passed
+    assert gate.evaluate(
+        filled_stats(), thresholds(limits=limits, optional=optional, min_throughput_ratio=0)
+    ).passed
 
 
 def test_empty_run_and_locustfile_exceptions_fail() -> None:
-    empty = gate.evaluate(RequestStats(), thresholds(p95_ms={}, min_total_rps=0))
-    assert failed_names(empty) == ["requests (whole run)", "failure ratio"]
-    broken = gate.evaluate(filled_stats(), thresholds(), locustfile_exceptions=3)
+    empty = gate.evaluate(RequestStats(), thresholds(limits={}, min_throughput_ratio=0))
+    assert failed_names(empty)[:2] == ["requests (whole run)", "failure ratio"]
+    broken = gate.evaluate(
+        filled_stats(), thresholds(min_throughput_ratio=0), locustfile_exceptions=3
+    )
     assert failed_names(broken) == ["locustfile exceptions"]
 
 
 def test_thresholds_file_round_trip_and_validation(tmp_path: Path) -> None:
     real = gate.load_thresholds(LOADTESTS / "thresholds.toml")
-    assert 0 < real.max_fail_ratio < 1 and real.min_total_rps > 0
-    assert "GET /flights/[id]" in real.p95_ms and real.optional <= set(real.p95_ms)
+    assert 0 < real.max_fail_ratio < 1 and real.min_throughput_ratio > 0
+    assert "GET /flights/[id]" in real.limits and real.optional <= set(real.limits)
     with pytest.raises(gate.ThresholdsError, match="max_fail_ratio"):
-        gate.load_thresholds(write(tmp_path, "min_total_rps = 1\ndefault_p95_ms = 1\n"))
+        gate.load_thresholds(write(tmp_path, LENIENT.replace("max_fail_ratio = 0.5\n", "")))
     with pytest.raises(gate.ThresholdsError, match="not valid TOML"):
         gate.load_thresholds(write(tmp_path, "max_fail_ratio = = 1"))
     with pytest.raises(gate.ThresholdsError, match="finite number"):
         gate.load_thresholds(write(tmp_path, LENIENT.replace("= 0\n", '= "fast"\n', 1)))
     with pytest.raises(gate.ThresholdsError, match="not in"):
         gate.load_thresholds(write(tmp_path, LENIENT + 'optional = ["GET /x"]\n'))
+    with pytest.raises(gate.ThresholdsError, match="p50 = <ratio>"):
+        gate.load_thresholds(write(tmp_path, LENIENT + '[limits]\n"GET /x" = 3\n'))
+    # A file of the old gate (absolute milliseconds) is refused with a pointer to the new one.
+    with pytest.raises(gate.ThresholdsError, match="absolute limit of the old gate"):
+        gate.load_thresholds(write(tmp_path, LENIENT + "default_p95_ms = 400\n"))
 
 
 def test_quitting_listener_sets_exit_code_and_prints_table(
@@ -193,6 +289,21 @@ def test_quitting_listener_sets_exit_code_and_prints_table(
     monkeypatch.setenv("LOADTEST_THRESHOLDS", str(tmp_path / "missing.toml"))
     gate.on_quitting(environment, out=out)
     assert environment.process_exit_code == 1
+
+
+def test_only_the_master_evaluates_when_locust_runs_several_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from locust.runners import WorkerRunner
+
+    monkeypatch.setenv("LOADTEST_THRESHOLDS", str(write(tmp_path, IMPOSSIBLE)))
+    environment = Environment()
+    environment.stats = filled_stats()
+    # A worker's runner (not started: no master to talk to) holds only its own share.
+    environment.runner = WorkerRunner.__new__(WorkerRunner)
+    out = io.StringIO()
+    gate.on_quitting(environment, out=out)
+    assert out.getvalue() == "" and environment.process_exit_code is None
 
 
 def test_register_adds_the_listener_to_real_locust_events() -> None:
@@ -297,52 +408,166 @@ def test_a_hung_server_fails_requests_instead_of_hanging_the_run(hung_server: st
     assert "PASS  locustfile exceptions" in output  # the scenario copes with failed requests
 
 
-# --- end to end: scripts/loadtest.sh (what `make loadtest` runs) --------------------------
+# --- end to end: scripts/loadtest.sh (what `make loadtest` runs), at the real thresholds ----
+#
+# Both directions, as loadtests/README.md promises: the gate passes on a machine three times
+# slower and busy, and fails, naming the endpoint, when only our code got slower. Each run is
+# short (the p95 of rare endpoints is then not judged, their median is); `make loadtest` runs
+# the same gate for a minute.
+
+SELF_TEST_DURATION = "30s"
+needs_cgroups = pytest.mark.skipif(
+    not cgroups.available(), reason="needs root and cgroup v1's cpu controller"
+)
 
 
-def run_loadtest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_loadtest(tmp_path: Path, prefix: list[str] | None = None, **env: str):
+    """scripts/loadtest.sh with the real thresholds (unless `env` says otherwise), optionally
+    started under `prefix` (e.g. inside a cgroup); returns the CompletedProcess."""
     environ = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("OTEL_", "LOADTEST_", "LOCUST_", "PROMETHEUS_"))
     }
-    environ.update({"LOADTEST_REPORTS": str(tmp_path / "reports"), **env})
+    environ.update(
+        {
+            "LOADTEST_REPORTS": str(tmp_path / "reports"),
+            "LOADTEST_DURATION": SELF_TEST_DURATION,
+            **env,
+        }
+    )
     return subprocess.run(
-        [str(SCRIPT)],
+        [*(prefix or []), str(SCRIPT)],
         cwd=ROOT,
         env=environ,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=400,
     )
 
 
-@pytest.mark.timeout(300)
-def test_loadtest_script_fails_against_impossible_thresholds(tmp_path: Path) -> None:
-    result = run_loadtest(
-        tmp_path,
-        LOADTEST_THRESHOLDS=str(write(tmp_path, IMPOSSIBLE)),
-        LOADTEST_DURATION="8s",
-        LOADTEST_USERS="4",
-        LOADTEST_SPAWN_RATE="4",
-    )
+def gate_rows(output: str) -> dict[str, str]:
+    """The gate table's rows: endpoint or check name -> "PASS"/"FAIL"."""
+    rows = {}
+    for line in output.splitlines():
+        if line.startswith(("PASS  ", "FAIL  ")):
+            rows[line[6:].split(" (n=")[0].split("  ")[0].strip()] = line[:4]
+    return rows
+
+
+@pytest.fixture
+def cpu_hogs() -> Iterator[int]:
+    """One busy-looping process per core, beside whatever the test runs (the "busy" machine)."""
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    yield len(hogs)
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+@needs_cgroups
+@pytest.mark.timeout(480)
+def test_gate_passes_on_a_machine_three_times_slower_and_busy(
+    tmp_path: Path, cpu_hogs: int
+) -> None:
+    # The whole run (script, both stacks, Locust) gets a third of the machine's CPU, and
+    # competes for it with a busy loop per core outside its group.
+    with cgroups.CpuLimit(cores=(os.cpu_count() or 2) / 3) as slow:
+        result = run_loadtest(tmp_path, prefix=slow.prefix())
+        throttled = slow.throttled_seconds()
     output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert "GATE FAILED" in output, output
-    assert "FAIL  throughput (req/s)" in output
-    assert "FAIL  p95 GET /flights (n=" in output
-    assert "FAIL  exercised GET /never-requested" in output
-    # The run itself happened against the real stack and wrote its reports.
-    assert "PASS  requests (whole run)" in output
+    assert throttled > 1, f"the CPU limit never bit ({throttled:.2f} s throttled)\n{output}"
+    assert result.returncode == 0, output
+    assert "GATE PASSED" in output
+    rows = gate_rows(output)
+    assert rows["GET /flights"] == rows["GET /api/v1/flights"] == "PASS"
+
+
+@pytest.mark.timeout(400)
+def test_gate_fails_naming_a_backend_route_made_three_times_slower(tmp_path: Path) -> None:
+    """Also in two Locust processes: the gate is computed once, from the combined statistics
+    of both, and the master's exit code says so."""
+    faults = '[{"route": "GET /api/v1/flights", "slowdown": 3}]'
+    result = run_loadtest(tmp_path, LOADTEST_FAULTS=faults, LOADTEST_PROCESSES="2")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert output.count("GATE FAILED") == 1 and "GATE PASSED" not in output, output
+    total = next(line for line in output.splitlines() if "requests (whole run)" in line)
+    with (tmp_path / "reports/loadtest_stats.csv").open() as stats:
+        aggregated = next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
+    calibration = sum(
+        int(row["Request Count"])
+        for row in csv.DictReader((tmp_path / "reports/loadtest_stats.csv").open())
+        if row["Name"].startswith("/calibration/")
+    )
+    real = int(aggregated["Request Count"]) - calibration
+    assert f" {real:,} " in total, (total, real)  # the gate saw every process's requests
+    rows = gate_rows(output)
+    assert rows["GET /api/v1/flights"] == "FAIL", output  # the route itself, called directly
+    assert rows["requests (whole run)"] == rows["failure ratio"] == "PASS"  # a real run
+    assert rows["calibration GET /calibration/api"] == "PASS"
+    # The reports a CI job uploads are there.
     reports = tmp_path / "reports"
     assert (reports / "loadtest.html").stat().st_size > 0
     assert (reports / "loadtest_stats.csv").read_text().count("\n") > 3
 
 
-@pytest.mark.timeout(300)
-def test_loadtest_script_passes_with_the_real_thresholds(tmp_path: Path) -> None:
-    result = run_loadtest(tmp_path, LOADTEST_DURATION="15s")
+@needs_cgroups
+@pytest.mark.timeout(400)
+def test_gate_fails_when_the_backend_process_gets_a_third_of_the_cpu(tmp_path: Path) -> None:
+    # Only the backend is limited, to a third of a core in 10 ms periods: every burst of its
+    # work runs about three times slower; the rest of the machine is as it was.
+    with cgroups.CpuLimit(cores=1 / 3, period_us=10_000) as limited:
+        result = run_loadtest(tmp_path, LOADTEST_BACKEND_PREFIX=" ".join(limited.prefix()))
+        throttled = limited.throttled_seconds()
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "GATE PASSED" in output
-    assert "FAIL " not in output
+    assert throttled > 1, f"the CPU limit never bit ({throttled:.2f} s throttled)\n{output}"
+    assert result.returncode == 1, output
+    rows = gate_rows(output)
+    assert rows["GET /api/v1/flights"] == "FAIL", output
+    assert rows["calibration GET /calibration/api"] == "PASS"  # the calibration was not slowed
+
+
+@pytest.mark.timeout(400)
+def test_gate_fails_when_the_backend_runs_a_third_of_the_time(tmp_path: Path) -> None:
+    """The case the absolute gate missed: the backend stopped for 20 ms of every 30 ms
+    (SIGSTOP/SIGCONT), i.e. three times slower in wall-clock time."""
+    reports = tmp_path / "reports"
+    stop = threading.Event()
+
+    def duty_cycle() -> None:
+        pid_file, started = (
+            reports / "loadtest-backend.pid",
+            reports / "loadtest-metrics-before.txt",
+        )
+        while not stop.is_set() and not started.exists():  # after the warm-up, during Locust
+            time.sleep(0.05)
+        if stop.is_set():
+            return
+        pid = int(pid_file.read_text())
+        try:
+            while not stop.is_set():
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.010)
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.020)
+        except ProcessLookupError:
+            return
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    cycler = threading.Thread(target=duty_cycle, daemon=True)
+    cycler.start()
+    try:
+        result = run_loadtest(tmp_path)
+    finally:
+        stop.set()
+        cycler.join()
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    rows = gate_rows(output)
+    assert rows["GET /api/v1/flights"] == "FAIL", output

@@ -81,12 +81,13 @@ def test_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_route_delay_and_slowdown_apply_to_that_route_only(
     template_db: Path, tmp_path: Path
 ) -> None:
-    spec = [{"route": FLIGHT_ROUTE, "delay_ms": 300}]
+    spec = [{"route": FLIGHT_ROUTE, "delay_ms": 1000}]
     with fault_client(template_db, tmp_path, spec) as client:
         slow, status = elapsed(client, "/api/v1/flights/1")
-        assert status == 200 and slow >= 0.3
+        assert status == 200 and slow >= 1.0
+        # Another route of the same app is not delayed (side by side, not an absolute limit).
         fast, status = elapsed(client, "/api/v1/airlines")
-        assert status == 200 and fast < 0.3
+        assert status == 200 and fast < slow - 0.5
         # The route's own latency histogram sees the delay (it is the service's latency).
         count = REGISTRY.get_sample_value(
             "http_server_request_duration_seconds_bucket",
@@ -94,7 +95,7 @@ def test_route_delay_and_slowdown_apply_to_that_route_only(
                 "http_request_method": "GET",
                 "http_route": "/api/v1/flights/{flight_id}",
                 "http_response_status_code": "200",
-                "le": "0.25",
+                "le": "0.75",
             },
         )
         total = REGISTRY.get_sample_value(
