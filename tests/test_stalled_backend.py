@@ -69,7 +69,13 @@ def backend_requests(url: str) -> float:
 @pytest.fixture
 def stack(demo_db: Path, log_dir: Path, tmp_path: Path):
     backend = backend_service(copy_db(demo_db, tmp_path), log_dir).start()
-    frontend = frontend_service(backend.url, log_dir).start()  # production defaults
+    # The production defaults of the page budget (frontend/web/settings.py).
+    frontend = frontend_service(
+        backend.url,
+        log_dir,
+        BACKEND_READ_TIMEOUT_SECONDS="1.0",
+        BACKEND_MAX_TIMEOUT_SECONDS="5.0",
+    ).start()
     yield Stack(backend=backend, frontend=frontend, db_path=tmp_path / "app.db")
     assert backend.process is not None
     if backend.process.poll() is None:

@@ -84,6 +84,7 @@ def test_stalled_backend_opens_the_circuit_and_recovery_closes_it(make_app) -> N
         app = make_app(
             BACKEND_URL=f"http://127.0.0.1:{port}",
             BACKEND_READ_TIMEOUT_SECONDS=0.3,
+            BACKEND_MAX_TIMEOUT_SECONDS=0.3,  # no adaptive budget here (web/budget.py)
             BACKEND_CIRCUIT_FAILURES=2,
             BACKEND_CIRCUIT_RESET_SECONDS=0.5,
         )

@@ -78,6 +78,7 @@ def test_hung_backend_times_out_to_503(make_app) -> None:  # type: ignore[no-unt
         app = make_app(
             BACKEND_URL=f"http://127.0.0.1:{port}",
             BACKEND_READ_TIMEOUT_SECONDS=0.3,
+            BACKEND_MAX_TIMEOUT_SECONDS=0.3,  # no adaptive budget here (web/budget.py)
             READINESS_TIMEOUT_SECONDS=0.3,
         )
         client = app.test_client()

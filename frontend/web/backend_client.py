@@ -20,12 +20,13 @@ explicitly, never the raw path). Readiness calls are never traced (probes are no
 There are no retry loops: a request either succeeds within its timeouts or fails fast. Every
 call passes a per-process circuit breaker (web/circuit_breaker.py): after
 ``BACKEND_CIRCUIT_FAILURES`` calls in a row without an answer (or with 502/503/504), calls fail
-at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. So a stalled
-backend costs a page at most one read timeout (default 1 s), and only the first few pages of
-each worker; the rest answer 503 in milliseconds. The budget is per page, counted from when
-the request arrived at the worker (web/worker.py): a page queued behind others has less
-left. httpx drops failed connections from its pool, so the frontend recovers by itself as
-soon as the backend answers again.
+at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. A page waits for
+the backend at most its budget in all (web/budget.py: BACKEND_READ_TIMEOUT_SECONDS, 1 s,
+while the backend answers quickly; more, up to BACKEND_MAX_TIMEOUT_SECONDS, while it was
+recently slower), counted from when the request arrived at the worker (web/worker.py). So a
+stalled backend costs the first few pages of each worker about a second; the rest answer
+503 in milliseconds. httpx drops failed connections from its pool, so the frontend recovers
+by itself as soon as the backend answers again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from web.observability import metrics, tracing
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
@@ -209,7 +211,10 @@ class BackendClient:
             write=settings.BACKEND_READ_TIMEOUT_SECONDS,
             pool=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
         )
-        self.page_budget = settings.BACKEND_READ_TIMEOUT_SECONDS
+        # How long a page may wait for the backend in all (web/budget.py), per process.
+        self.budget = Budget(
+            settings.BACKEND_READ_TIMEOUT_SECONDS, settings.BACKEND_MAX_TIMEOUT_SECONDS
+        )
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
         # TELEMETRY_ENABLED=false: no client spans, no backend_request_duration_seconds.
         self.telemetry = settings.TELEMETRY_ENABLED
@@ -287,7 +292,12 @@ class BackendClient:
             kwargs["params"] = _clean_params(params)
         if json is not None:
             kwargs["json"] = json
-        kwargs["timeout"] = timeout if timeout is not None else self._page_timeout()
+        page_start: float | None = None
+        budget = 0.0
+        if timeout is None:
+            kwargs["timeout"], page_start, budget = self._page_timeout()
+        else:
+            kwargs["timeout"] = timeout
         started = time.perf_counter()
         try:
             response = self._guarded(
@@ -295,11 +305,15 @@ class BackendClient:
             )
         except httpx.TimeoutException as exc:
             self._observe(method, route, None, time.perf_counter() - started)
+            if page_start is not None:
+                self.budget.timed_out(budget)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
         self._observe(method, route, response.status_code, time.perf_counter() - started)
+        if page_start is not None:
+            self.budget.succeeded(time.monotonic() - page_start)
 
         status = response.status_code
         if 200 <= status < 300:
@@ -313,25 +327,28 @@ class BackendClient:
             raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
         raise BackendError(f"backend answered {status}: {detail}", status_code=status)
 
-    def _page_timeout(self) -> httpx.Timeout:
-        """The call's timeouts, cut to what is left of the page's budget: a page waits for the
-        backend at most BACKEND_READ_TIMEOUT_SECONDS in all, counted from when the request
-        arrived at the worker (web/worker.py), so time spent queued behind other pages counts
-        too. Raises BackendUnavailable when nothing is left (no call is made)."""
-        arrived = request_arrived_at()
-        if arrived is None:
-            return self.timeout
-        left = arrived + self.page_budget - time.monotonic()
+    def _page_timeout(self) -> tuple[httpx.Timeout, float, float]:
+        """The call's timeouts, cut to what is left of the page's budget (web/budget.py:
+        about BACKEND_READ_TIMEOUT_SECONDS, more while the backend was recently slower),
+        counted from when the request arrived at the worker (web/worker.py), so time spent
+        queued behind other pages counts too. Returns (timeouts, the page's start, its
+        budget); raises BackendUnavailable when nothing is left (no call is made)."""
+        now = time.monotonic()
+        start = request_arrived_at() or now
+        budget = self.budget.seconds()
+        left = start + budget - now
         if left < MIN_CALL_SECONDS:
+            self.budget.timed_out(budget)
             raise BackendUnavailable(
-                f"page budget of {self.page_budget:g} s spent before calling the backend"
+                f"page budget of {budget:.1f} s spent before calling the backend"
             )
-        return httpx.Timeout(
+        timeouts = httpx.Timeout(
             connect=min(self.timeout.connect or left, left),
-            read=min(self.timeout.read or left, left),
-            write=min(self.timeout.write or left, left),
+            read=left,
+            write=left,
             pool=min(self.timeout.pool or left, left),
         )
+        return timeouts, start, budget
 
     def _guarded(
         self, method: str, route: str, send: Callable[[], httpx.Response]

@@ -44,9 +44,12 @@ class Settings(BaseSettings):
     )
     SECRET_KEY: str = DEV_SECRET_KEY
     BACKEND_URL: str = "http://127.0.0.1:12015"
-    # A stalled backend costs a page at most about these (seconds); pages need milliseconds.
+    # Seconds. A page waits for the backend at most its budget in all (web/budget.py): the
+    # read timeout while the backend answers quickly (a stalled backend costs a page about a
+    # second), up to the max while it was recently slower (a busy machine, a slow route).
     BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
     BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    BACKEND_MAX_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     # Circuit breaker (web/circuit_breaker.py, per worker): this many failed calls in a row
     # open it; it stays open this long (seconds), then one trial call decides.
     BACKEND_CIRCUIT_FAILURES: int = Field(default=3, ge=1, le=1000)
