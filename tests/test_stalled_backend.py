@@ -73,7 +73,7 @@ def stack(demo_db: Path, log_dir: Path, tmp_path: Path):
     frontend = frontend_service(
         backend.url,
         log_dir,
-        BACKEND_READ_TIMEOUT_SECONDS="1.0",
+        BACKEND_READ_TIMEOUT_SECONDS="0.8",
         BACKEND_MAX_TIMEOUT_SECONDS="5.0",
     ).start()
     yield Stack(backend=backend, frontend=frontend, db_path=tmp_path / "app.db")

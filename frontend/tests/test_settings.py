@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert s.PORT == 12016
     assert s.BACKEND_URL == "http://127.0.0.1:12015"
     assert s.BACKEND_CONNECT_TIMEOUT_SECONDS == 0.5
-    assert s.BACKEND_READ_TIMEOUT_SECONDS == 1.0
+    assert s.BACKEND_READ_TIMEOUT_SECONDS == 0.8
     assert (s.BACKEND_CIRCUIT_FAILURES, s.BACKEND_CIRCUIT_RESET_SECONDS) == (3, 2.0)
 
 

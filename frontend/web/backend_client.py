@@ -21,7 +21,7 @@ There are no retry loops: a request either succeeds within its timeouts or fails
 call passes a per-process circuit breaker (web/circuit_breaker.py): after
 ``BACKEND_CIRCUIT_FAILURES`` calls in a row without an answer (or with 502/503/504), calls fail
 at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. A page waits for
-the backend at most its budget in all (web/budget.py: BACKEND_READ_TIMEOUT_SECONDS, 1 s,
+the backend at most its budget in all (web/budget.py: BACKEND_READ_TIMEOUT_SECONDS, 0.8 s,
 while the backend answers quickly; more, up to BACKEND_MAX_TIMEOUT_SECONDS, while it was
 recently slower), counted from when the request arrived at the worker (web/worker.py). So a
 stalled backend costs the first few pages of each worker about a second; the rest answer

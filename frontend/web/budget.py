@@ -7,7 +7,7 @@ pages. So the budget follows what the backend recently needed, like TCP's retran
 timeout follows the round trip:
 
 - `seconds()` is twice the slowest recent successful wait (a maximum that halves every
-  `half_life` seconds), at least `floor` (BACKEND_READ_TIMEOUT_SECONDS, 1 s) and at most
+  `half_life` seconds), at least `floor` (BACKEND_READ_TIMEOUT_SECONDS, 0.8 s) and at most
   `cap` (BACKEND_MAX_TIMEOUT_SECONDS, 5 s). A backend that answers in milliseconds gets the
   floor: when it stalls, a page costs about a second.
 - `timed_out(budget)`: a call that ran out of budget doubles the next budget (up to the cap),

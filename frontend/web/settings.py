@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # read timeout while the backend answers quickly (a stalled backend costs a page about a
     # second), up to the max while it was recently slower (a busy machine, a slow route).
     BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
-    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
+    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=0.8, gt=0)
     BACKEND_MAX_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
     # Circuit breaker (web/circuit_breaker.py, per worker): this many failed calls in a row
     # open it; it stays open this long (seconds), then one trial call decides.
