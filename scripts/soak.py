@@ -10,10 +10,11 @@ headless for SOAK_DURATION, and samples, every SOAK_INTERVAL:
 - the number of files in the frontend's Prometheus multiprocess directory (one set per
   worker pid: it grows when workers are replaced, and never shrinks by itself).
 
-It prints the series as a table and judges it flat: after the warm-up (the first quarter),
-every process's memory in the last quarter is within SOAK_RSS_GROWTH_MB (default 10 MiB) of
-its second quarter, no worker was replaced, the file count did not change, and fewer than 1 %
-of the requests failed. Exit 0 when flat, 1 otherwise (2 for a set-up failure).
+It prints the series as a table and judges it flat: after the warm-up (the first third), the
+median memory of every process in the last third is within SOAK_RSS_GROWTH_MB (default
+10 MiB) of its median in the second third, no worker was replaced, the file count did not
+change, and fewer than 1 % of the requests failed. Exit 0 when flat, 1 otherwise (2 for a
+set-up failure).
 
 Environment: SOAK_DURATION (seconds or Locust syntax like 10m, 90s; default 10m),
 SOAK_USERS (20), SOAK_INTERVAL (seconds; default duration / 20, at least 3),
@@ -29,6 +30,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,22 +243,24 @@ def judge(
         )
         print(f"{at:7.0f}  {cells}   {files:>12}")
     problems: list[str] = []
-    if len(samples) < 8:
+    if len(samples) < 9:
         problems.append(f"only {len(samples)} samples")
-    quarter = max(1, len(samples) // 4)
-    early, late = samples[quarter : 2 * quarter], samples[-quarter:]
+    # Thirds: the first is the warm-up (DuckDB reads the file in, caches fill); medians, since
+    # the resident memory of a busy process moves by several MiB from sample to sample.
+    third = max(1, len(samples) // 3)
+    early, late = samples[third : 2 * third], samples[-third:]
     for name in names:
         before = [m[name] for _, m, _ in early if m.get(name) is not None]
         after = [m[name] for _, m, _ in late if m.get(name) is not None]
         if not before or not after:
             problems.append(f"{name} did not live through the soak (a replaced worker?)")
             continue
-        growth = sum(after) / len(after) - sum(before) / len(before)
+        growth = statistics.median(after) - statistics.median(before)
         verdict = "flat" if growth <= growth_limit else "GROWING"
-        print(f"{name}: {growth:+.1f} MiB from the 2nd to the last quarter ({verdict})")
+        print(f"{name}: {growth:+.1f} MiB, median of the last third vs the second ({verdict})")
         if growth > growth_limit:
             problems.append(f"{name} grew {growth:.1f} MiB (limit {growth_limit:g})")
-    counts = [files for _, _, files in samples[quarter:]]
+    counts = [files for _, _, files in samples[third:]]
     print(f"metric files: {min(counts)}..{max(counts)} after the warm-up")
     if max(counts) != min(counts):
         problems.append(f"the metric files went from {min(counts)} to {max(counts)}")
