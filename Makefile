@@ -28,10 +28,11 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff lint and format check over the whole repository, mypy over both services
+lint: ## ruff lint and format check, bandit (security) over both services, mypy over both services
 	@scripts/bootstrap.sh test
 	$(RUFF) check .
 	$(RUFF) format --check .
+	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
 	cd backend && .venv/bin/mypy api
 	cd frontend && .venv/bin/mypy web
 

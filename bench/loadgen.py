@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -23,6 +24,9 @@ from locust.env import Environment
 
 FLIGHT_IDS = 336_776  # the demo rows: ids 1..336776
 HEADERS = {"User-Agent": "flights-bench/1.0", "baggage": "synthetic_request=true"}
+# The backend refuses /api/v1 without the shared key (bench/run.py passes it).
+if os.environ.get("BACKEND_API_KEY"):
+    HEADERS["Authorization"] = f"Bearer {os.environ['BACKEND_API_KEY']}"
 
 
 def percentile(values: list[float], q: float) -> float | None:

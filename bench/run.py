@@ -230,11 +230,16 @@ def start(
     raise RuntimeError(f"the {name} was not ready after 120 s")
 
 
+# The key both services share (BACKEND_API_KEY); the API scenarios send it (bench/loadgen.py).
+API_KEY = secrets.token_urlsafe(32)
+
+
 def start_stack(mode: str, db: Path, stack: Stack, receiver: CountingReceiver | None) -> None:
     common = {
         **clean_env(),
         "APP_ENV": "production",
         "METRICS_TOKEN": secrets.token_urlsafe(32),
+        "BACKEND_API_KEY": API_KEY,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
         "HOST": "127.0.0.1",
@@ -278,7 +283,12 @@ def run_scenario(url: str, path: str) -> dict[str, Any]:
         "--users", str(USERS), "--warmup", str(WARMUP), "--duration", str(DURATION),
     ]  # fmt: skip
     done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=WARMUP + DURATION + 60, check=False
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=WARMUP + DURATION + 60,
+        check=False,
+        env={**os.environ, "BACKEND_API_KEY": API_KEY},
     )
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed for {path}:\n{done.stderr[-3000:]}")

@@ -65,7 +65,7 @@ except ValidationError as exc:
     )
     obs_logging.structlog.get_logger("gunicorn.error").critical(
         "invalid frontend configuration, refusing to start",
-        errors=describe_errors(exc).strip().splitlines(),
+        errors=describe_errors(exc),  # every problem at once: [{variable, message}]
     )
     raise SystemExit(2) from None
 
@@ -88,8 +88,24 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 
-# TLS ends at the proxy: trust its X-Forwarded-* headers (ProxyFix in the app does the rest).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# TLS ends at the proxy: its X-Forwarded-Proto sets the scheme, from these peers only (the app
+# applies the same list to X-Forwarded-For/-Host/-Port/-Prefix, web/proxies.py).
+forwarded_allow_ips = _settings.FORWARDED_ALLOW_IPS
+
+# No `Server: gunicorn` banner. gunicorn has no setting for it (maintainers declined one:
+# benoitc/gunicorn#825); its Response.default_headers writes the line unconditionally
+# (gunicorn/http/wsgi.py), so drop that line there. Runs in the master before the fork, so
+# every worker inherits it; frontend/tests/test_gunicorn_observability.py checks the result.
+from gunicorn.http import wsgi as _gunicorn_wsgi  # noqa: E402
+
+_default_headers = _gunicorn_wsgi.Response.default_headers
+
+
+def _headers_without_server(self):
+    return [h for h in _default_headers(self) if not h.startswith("Server:")]
+
+
+_gunicorn_wsgi.Response.default_headers = _headers_without_server
 
 # Logs: every line on stdout is one JSON object (LOG_FORMAT=console for development). The
 # master applies logconfig_dict before forking, so gunicorn's own lines (booting, worker

@@ -363,6 +363,9 @@ class ApiUser(SyntheticUser):
     host = os.environ.get(host_env) or None
     wait_time = between(0.2, 1.0)
     default_headers = {**COMMON_HEADERS, "Accept": "application/json"}  # noqa: RUF012 - Locust API
+    # The backend refuses /api/v1 without the shared key (scripts/loadtest.sh exports it).
+    if os.environ.get("BACKEND_API_KEY"):
+        default_headers["Authorization"] = f"Bearer {os.environ['BACKEND_API_KEY']}"
 
     @task(8)
     def list_flights(self) -> None:

@@ -128,8 +128,11 @@ calibration_backend_url="http://127.0.0.1:${ports[2]}"
 calibration_frontend_url="http://127.0.0.1:${ports[3]}"
 metrics_token="$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 secret_key="$("$py" -c 'import secrets; print(secrets.token_urlsafe(48))')"
+# The key both services share; Locust's ApiUser sends it too (loadtests/locustfile.py).
+api_key="$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 unset PROMETHEUS_MULTIPROC_DIR
 export APP_ENV=production LOG_LEVEL=WARNING LOG_FORMAT=json METRICS_TOKEN="$metrics_token"
+export BACKEND_API_KEY="$api_key"
 workers=2 # WEB_CONCURRENCY of the frontend, and of the calibration frontend
 threads=4 # the frontend's gunicorn threads (frontend/gunicorn.conf.py), idem
 

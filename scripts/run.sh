@@ -13,6 +13,14 @@ backend_port="${BACKEND_PORT:-12015}"
 frontend_port="${FRONTEND_PORT:-12016}"
 export DATABASE_PATH="${DATABASE_PATH:-$root/data/app.db}"
 mkdir -p "$(dirname "$DATABASE_PATH")"
+# The key both services share (the backend refuses /api/v1 without it, the frontend sends
+# it). Set BACKEND_API_KEY to keep one; otherwise each start makes a fresh one, printed
+# below for the API docs' "Authorize" button (never in production: it is a secret there).
+if [ -z "${BACKEND_API_KEY:-}" ]; then
+  BACKEND_API_KEY="$("$backend_venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))')"
+  generated_key=1
+fi
+export BACKEND_API_KEY
 
 pids=()
 stop() {
@@ -58,6 +66,11 @@ cat <<MSG
   frontend  http://localhost:$frontend_port
   backend   http://localhost:$backend_port/docs   (API under /api/v1)
   database  $DATABASE_PATH
+MSG
+if [ -n "${generated_key:-}" ] && [ "${APP_ENV:-development}" != "production" ]; then
+  echo "  API key   $BACKEND_API_KEY   (generated for this run: Authorization: Bearer <key>)"
+fi
+cat <<MSG
 
   Ctrl-C stops both.
 MSG

@@ -33,10 +33,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The key both services share in these tests (BACKEND_API_KEY): the backend requires it, the
+# frontend sends it. Tests that call the backend directly send API_AUTH.
+API_KEY = "system-test-backend-api-key-0123456789abcdef"
+API_AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     """The environment of a service: ours, minus anything that would leak in from the shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_"))}
-    env.update({"APP_ENV": "development", "LOG_LEVEL": "INFO"})
+    env.update({"APP_ENV": "development", "LOG_LEVEL": "INFO", "BACKEND_API_KEY": API_KEY})
     env.update(overrides)
     return env
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Stack
+from conftest import API_AUTH, Stack
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = pytest.mark.timeout(300)
@@ -74,12 +74,16 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
     page.fill("input[name=sched_dep_time]", "2461")  # impossible: shown beside the field
     page.get_by_role("button", name="Save changes").click()
     expect(page.locator("#sched_dep_time")).to_have_attribute("aria-invalid", "true")
-    stored = httpx.get(f"{stack.backend.url}/api/v1/flights/{flight_id}", timeout=10).json()
+    stored = httpx.get(
+        f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
+    ).json()
     assert stored["arr_delay"] != 123  # the invalid form wrote nothing
 
     page.fill("input[name=sched_dep_time]", str(stored["sched_dep_time"]))
     page.get_by_role("button", name="Save changes").click()
     expect(page).to_have_url(f"{stack.frontend.url}/flights/{flight_id}")
     expect(page.locator("main")).to_contain_text("123")
-    stored = httpx.get(f"{stack.backend.url}/api/v1/flights/{flight_id}", timeout=10).json()
+    stored = httpx.get(
+        f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
+    ).json()
     assert stored["arr_delay"] == 123

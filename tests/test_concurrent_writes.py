@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Service, backend_service, copy_db
+from conftest import API_AUTH, Service, backend_service, copy_db
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,7 +37,7 @@ FLIGHT = {
 }
 # The acceptance figure: 10 x the 15 creates/s of the counter-row design.
 MIN_CREATES_PER_SECOND = 150
-JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS = {"Content-Type": "application/json", **API_AUTH}
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def at_once(n: int, call) -> list[httpx.Response]:
     barrier = threading.Barrier(n)
 
     def one(i: int) -> httpx.Response:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, headers=API_AUTH) as client:
             barrier.wait()
             return call(i, client)
 
@@ -75,7 +75,9 @@ def test_fifty_concurrent_creates_all_succeed(backend: Service) -> None:
     # Each response is the row its own transaction wrote.
     assert sorted(b["flight"] for b in bodies) == list(range(100, 150))
     for body in bodies:
-        stored = httpx.get(f"{backend.url}/api/v1/flights/{body['id']}", timeout=10).json()
+        stored = httpx.get(
+            f"{backend.url}/api/v1/flights/{body['id']}", timeout=10, headers=API_AUTH
+        ).json()
         assert stored == body
 
 

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Stack
+from conftest import API_AUTH, Stack
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -23,7 +23,7 @@ NEW_FLIGHT = {
 
 
 def test_a_write_shows_on_the_dashboard_within_a_second(fresh_stack: Stack) -> None:
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=API_AUTH) as client:
         for _ in range(20):  # prime both caches on every worker
             page = client.get(fresh_stack.frontend.url + "/")
             assert page.status_code == 200 and "336,776" in page.text

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import BACKEND_DIR, Service, backend_service, base_env, copy_db
+from conftest import API_AUTH, BACKEND_DIR, Service, backend_service, base_env, copy_db
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -105,7 +105,7 @@ def test_corrupt_data_blocks_make_readiness_fail(demo_db: Path, log_dir: Path, t
             "the database opened and the data check ran",
         )
         # The API cannot serve the flights (the blocks fail DuckDB's checksum) ...
-        flights = httpx.get(backend.url + "/api/v1/flights", timeout=10)
+        flights = httpx.get(backend.url + "/api/v1/flights", timeout=10, headers=API_AUTH)
         assert flights.status_code == 500
         assert "Traceback" not in flights.text
         # ... and the probes say so, naming the check and the table.
@@ -166,11 +166,12 @@ def test_full_disk_is_a_clear_503_and_fails_readiness(demo_db: Path, log_dir: Pa
         backend = backend_service(db_path, log_dir).start()
         try:
             url = backend.url
-            assert httpx.post(url + "/api/v1/flights", json=FLIGHT, timeout=10).status_code == 201
+            api = httpx.Client(base_url=url, timeout=10, headers=API_AUTH)
+            assert api.post("/api/v1/flights", json=FLIGHT).status_code == 201
             filler = fill(volume)
             statuses = []
             for _ in range(200):  # until the WAL can no longer grow
-                response = httpx.post(url + "/api/v1/flights", json=FLIGHT, timeout=10)
+                response = api.post("/api/v1/flights", json=FLIGHT)
                 statuses.append(response.status_code)
                 if response.status_code != 201:
                     break
@@ -183,11 +184,12 @@ def test_full_disk_is_a_clear_503_and_fails_readiness(demo_db: Path, log_dir: Pa
             assert ready.json()["checks"]["writes"].startswith("failing:")
             assert "No space left" in ready.json()["checks"]["writes"]
             assert ready.json()["checks"]["database"] == "ok"  # reads still work
-            assert httpx.get(url + "/api/v1/flights/1", timeout=5).status_code == 200
+            assert api.get("/api/v1/flights/1").status_code == 200
 
             filler.unlink()  # the operator frees space: writes and readiness recover
-            assert httpx.post(url + "/api/v1/flights", json=FLIGHT, timeout=10).status_code == 201
+            assert api.post("/api/v1/flights", json=FLIGHT).status_code == 201
             assert httpx.get(url + "/readyz", timeout=5).status_code == 200
+            api.close()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 (volume / "filler").unlink()
@@ -335,7 +337,8 @@ def test_probes_answer_while_the_database_opens(demo_db: Path, log_dir: Path, tm
         ready = httpx.get(backend.url + "/readyz", timeout=5)
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"] == "applying migrations"
-        assert httpx.get(backend.url + "/api/v1/airlines", timeout=5).status_code == 503
+        airlines = httpx.get(backend.url + "/api/v1/airlines", timeout=5, headers=API_AUTH)
+        assert airlines.status_code == 503
         wait_for(
             lambda: httpx.get(backend.url + "/readyz", timeout=5).status_code == 200, 30, "ready"
         )
@@ -365,7 +368,7 @@ def test_sigkill_during_writes_keeps_every_acknowledged_write(
         def writer(
             url: str = backend.url, stop: threading.Event = stop, lock: threading.Lock = lock
         ) -> None:
-            with httpx.Client(base_url=url, timeout=5) as client:
+            with httpx.Client(base_url=url, timeout=5, headers=API_AUTH) as client:
                 while not stop.is_set():
                     try:
                         response = client.post("/api/v1/flights", json=FLIGHT)
@@ -390,7 +393,7 @@ def test_sigkill_during_writes_keeps_every_acknowledged_write(
     try:
         assert acknowledged
         found = 0
-        with httpx.Client(base_url=backend.url, timeout=10) as client:
+        with httpx.Client(base_url=backend.url, timeout=10, headers=API_AUTH) as client:
             for flight_id in acknowledged:
                 found += client.get(f"/api/v1/flights/{flight_id}").status_code == 200
         print(

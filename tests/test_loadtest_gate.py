@@ -391,7 +391,9 @@ def test_a_hung_server_fails_requests_instead_of_hanging_the_run(hung_server: st
             "-r",
             "3",
             "-t",
-            "4s",
+            # Not shorter: gevent starts Locust's run-time timer from a loop clock that can be
+            # seconds stale after a slow start-up, so a 4 s limit once ended after 0.5 s.
+            "10s",
             "--only-summary",
         ],
         cwd=ROOT,
@@ -401,7 +403,7 @@ def test_a_hung_server_fails_requests_instead_of_hanging_the_run(hung_server: st
         timeout=60,
     )
     output = result.stdout + result.stderr
-    assert time.monotonic() - started < 30, output
+    assert time.monotonic() - started < 50, output  # far below the hard timeout: no hang
     assert result.returncode == 1, output
     assert "timed out" in output  # requests failed on the client timeout...
     assert "FAIL  failure ratio" in output  # ...and the gate counted them

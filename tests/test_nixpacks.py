@@ -116,8 +116,10 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pa
 
 
 SECRETS = {
-    "METRICS_TOKEN": "nixpacks-simulation-metrics-token",
+    "METRICS_TOKEN": "nixpacks-simulation-metrics-token-0123456789",
     "SECRET_KEY": "nixpacks-simulation-secret-key-0123456789abcdef",
+    # shared by both services (the backend requires it on /api/v1, the frontend sends it)
+    "BACKEND_API_KEY": "nixpacks-simulation-backend-api-key-0123456789",
     # the test speaks plain HTTP; behind Coolify's proxy the cookie stays Secure
     "SESSION_COOKIE_SECURE": "false",
 }

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import backend_service, copy_db
+from conftest import API_AUTH, backend_service, copy_db
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -59,7 +59,7 @@ def test_probes_answer_within_100_ms_under_80_heavy_requests(
     def heavy(i: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", backend.port, timeout=60)
         while not stop.is_set():
-            connection.request("GET", HEAVY[i % len(HEAVY)])
+            connection.request("GET", HEAVY[i % len(HEAVY)], headers=API_AUTH)
             response = connection.getresponse()
             response.read()
             assert response.status == 200

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import backend_service, copy_db
+from conftest import API_AUTH, backend_service, copy_db
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -55,19 +55,21 @@ def test_new_backend_takes_over_when_the_old_one_stops(
         ready = httpx.get(new.url + "/readyz", timeout=5)
         assert ready.status_code == 503
         assert "lock" in ready.json()["checks"]["database"]
-        api = httpx.get(new.url + "/api/v1/airlines", timeout=5)
+        api = httpx.get(new.url + "/api/v1/airlines", headers=API_AUTH, timeout=5)
         assert api.status_code == 503
         assert api.headers["content-type"].startswith("application/problem+json")
 
         # The old one keeps serving, and writes, until Coolify stops it.
-        created = httpx.post(old.url + "/api/v1/flights", json=NEW_FLIGHT, timeout=10)
+        created = httpx.post(
+            old.url + "/api/v1/flights", json=NEW_FLIGHT, headers=API_AUTH, timeout=10
+        )
         assert created.status_code == 201
         flight_id = created.json()["id"]
         assert old.stop() == 0  # SIGTERM: CHECKPOINT, close, release the lock
 
         took = wait_until(lambda: httpx.get(new.url + "/readyz", timeout=5).status_code == 200, 30)
         assert took < 10
-        moved = httpx.get(f"{new.url}/api/v1/flights/{flight_id}", timeout=5)
+        moved = httpx.get(f"{new.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=5)
         assert moved.status_code == 200
         assert moved.json()["flight"] == 2412
         assert httpx.get(new.url + "/health", timeout=5).json()["status"] == "ok"

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from conftest import Stack, backend_service
+from conftest import API_AUTH, Stack, backend_service
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,7 +26,7 @@ def csrf_token(html: str) -> str:
 
 
 def carrier_stats(stack: Stack) -> dict[str, dict]:
-    response = httpx.get(stack.backend.url + "/api/v1/stats/carriers", timeout=30)
+    response = httpx.get(stack.backend.url + "/api/v1/stats/carriers", headers=API_AUTH, timeout=30)
     assert response.status_code == 200
     return {row["carrier"]: row for row in response.json()["items"]}
 
@@ -56,14 +56,21 @@ def test_dashboard_shows_the_figures(stack: Stack) -> None:
 
 
 def test_backend_errors_are_problem_details(stack: Stack) -> None:
-    response = httpx.get(stack.backend.url + "/api/v1/flights/999999999", timeout=10)
+    response = httpx.get(
+        stack.backend.url + "/api/v1/flights/999999999", headers=API_AUTH, timeout=10
+    )
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["status"] == 404
     assert {"type", "title", "detail"} <= body.keys()
 
-    response = httpx.post(stack.backend.url + "/api/v1/flights", content=b"{not json", timeout=10)
+    response = httpx.post(
+        stack.backend.url + "/api/v1/flights",
+        content=b"{not json",
+        headers={**API_AUTH, "Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 422
     assert "Traceback" not in response.text
 
@@ -74,7 +81,9 @@ def test_search_pages_through_real_data(stack: Stack) -> None:
     cursor = None
     while True:
         query = {**params, "limit": 200, **({"cursor": cursor} if cursor else {})}
-        body = httpx.get(stack.backend.url + "/api/v1/flights", params=query, timeout=10).json()
+        body = httpx.get(
+            stack.backend.url + "/api/v1/flights", params=query, headers=API_AUTH, timeout=10
+        ).json()
         seen.extend(item["id"] for item in body["items"])
         assert all(item["origin"] == "JFK" and item["carrier"] == "UA" for item in body["items"])
         cursor = body["next_cursor"]
@@ -159,7 +168,9 @@ def test_created_flight_survives_a_restart(fresh_stack: Stack, log_dir) -> None:
     assert stack.backend.stop() == 0
     restarted = backend_service(stack.db_path, log_dir, port=stack.backend.port).start()
     try:
-        stored = httpx.get(f"{restarted.url}/api/v1/flights/{flight_id}", timeout=10).json()
+        stored = httpx.get(
+            f"{restarted.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
+        ).json()
         assert stored["flight"] == 7777
         assert stored["dest"] == "SFO"
         page = httpx.get(f"{stack.frontend.url}/flights/{flight_id}", timeout=10)

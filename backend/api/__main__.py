@@ -10,19 +10,22 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 from types import FrameType
 
 import duckdb
+import structlog
 import uvicorn
 
-from api import exits
+from api import __version__, exits
 from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.main import configure_logging_for, create_app
 from api.observability import tracing
+from api.observability.logging import configure_logging
 from api.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("api")
@@ -115,6 +118,23 @@ def load_demo(settings: Settings, force: bool) -> int:
     return 0
 
 
+def refuse_to_start(exc: SettingsError) -> None:
+    """Log every invalid setting as ONE JSON line (`errors: [{variable, message}]`).
+
+    The settings are invalid, so the few values logging needs come straight from the
+    environment, with safe fallbacks (the frontend's gunicorn.conf.py does the same)."""
+    configure_logging(
+        level="INFO",
+        fmt="console" if os.environ.get("LOG_FORMAT", "").lower() == "console" else "json",
+        service_name=os.environ.get("OTEL_SERVICE_NAME") or "flights-backend",
+        service_version=__version__,
+        environment=os.environ.get("APP_ENV") or "development",
+    )
+    structlog.get_logger("api.settings").critical(
+        "invalid backend configuration, refusing to start", errors=exc.problems
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, validate the environment and run the command; returns an exit code."""
     parser = argparse.ArgumentParser(prog="python -m api", description=__doc__)
@@ -128,11 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        settings = get_settings()
+        settings = get_settings(serving=args.command == "serve")
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        refuse_to_start(exc)
         return 2
     configure_logging_for(settings)  # before anything logs, so every line is JSON
+    if args.command == "serve" and not settings.api_keys:
+        logger.warning(
+            "API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
+            "(development only; production refuses this setting)"
+        )
 
     try:
         if args.command == "serve":

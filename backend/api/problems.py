@@ -1,11 +1,15 @@
 """RFC 9457 problem details (`application/problem+json`) for every error the API returns.
 
 Every body has `type`, `title`, `status`, `detail` and `instance` (the request path); a 422
-adds `errors: [{"field", "message"}]` (docs/api.md). 500s never carry a stack trace.
+adds `errors: [{"field", "message"}]` (docs/api.md). 500s never carry a stack trace, and an
+unhandled error is logged exactly once (`_unhandled`, with the trace ids): uvicorn's own
+"Exception in ASGI application" line for the same exception is dropped
+(`api.observability.logging`). Messages quote at most a short, truncated part of a bad input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from http import HTTPStatus
 from typing import Any, TypedDict
@@ -17,14 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConflictError
 from api.faults import InjectedFaultError
+from api.http_semantics import allowed_methods
+from api.observability.logging import LOGGED_MARK
 from api.observability.requests import REQUEST_ID_HEADER, request_id_of
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-# RFC 9110 renamed 422; Python 3.11's HTTPStatus still says "Unprocessable Entity".
-_TITLES = {422: "Unprocessable Content"}
+# RFC 9110 renamed these; Python 3.11's HTTPStatus still has the old phrases.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+# A field name in an error (e.g. an unknown body key) is quoted at most this long.
+MAX_FIELD_NAME_CHARS = 64
 
 
 class FieldError(TypedDict):
@@ -73,7 +81,9 @@ def validation_response(request: Request, errors: list[FieldError]) -> JSONRespo
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     # The last string in loc is the body field or query parameter ("body" for a broken body).
     names = [part for part in loc if isinstance(part, str)]
-    return names[-1] if names else "body"
+    name = names[-1] if names else "body"
+    # An unknown key of the body is the client's text: quote only its start.
+    return name if len(name) <= MAX_FIELD_NAME_CHARS else name[:MAX_FIELD_NAME_CHARS] + "…"
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -83,18 +93,24 @@ def _message(error: dict[str, Any]) -> str:
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for this type only
+        raise TypeError(exc)
     headers = dict(exc.headers) if exc.headers else None
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no resource at {request.url.path}"
-    elif exc.status_code == 405 and detail == "Method Not Allowed":
-        detail = f"method {request.method} is not allowed on {request.url.path}"
+    elif exc.status_code == 405:
+        if detail == "Method Not Allowed":
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        # Every method of the path, not just those of the first route that matched it.
+        allow = ", ".join(allowed_methods(request.app, request.scope))
+        headers = {**(headers or {}), "Allow": allow}
     return problem_response(request, exc.status_code, detail, headers=headers)
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for this type only
+        raise TypeError(exc)
     errors: list[FieldError] = [
         {"field": _field_name(err.get("loc", ())), "message": _message(err)} for err in exc.errors()
     ]
@@ -102,7 +118,8 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationProblem)
+    if not isinstance(exc, ValidationProblem):  # registered for this type only
+        raise TypeError(exc)
     return validation_response(request, exc.errors)
 
 
@@ -133,8 +150,11 @@ async def _injected_fault(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # Logged with its traceback; the client gets no internals.
+    # Logged with its traceback, inside the server span (trace ids); the client gets no
+    # internals. Starlette re-raises it afterwards and uvicorn would log it a second time.
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(exc, LOGGED_MARK, True)
     # This handler runs outside the request middleware (Starlette's ServerErrorMiddleware),
     # so it sets the request id header itself.
     request_id = request_id_of(request.scope)

@@ -9,14 +9,36 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-_CARRIER = re.compile(r"^[A-Z0-9]{2}$")
-_AIRPORT = re.compile(r"^[A-Z]{3}$")
-_TAILNUM = re.compile(r"^[A-Z0-9]{1,10}$")
+# Checked with `fullmatch` (`re.match` with `$` also accepted a trailing newline: "LAX\n" was
+# stored and never found again). The anchored spelling is what the OpenAPI schema shows
+# (ECMA-262 regexes, where `$` is the end of the text).
+_CARRIER = re.compile(r"[A-Z0-9]{2}")
+_AIRPORT = re.compile(r"[A-Z]{3}")
+_TAILNUM = re.compile(r"[A-Z0-9]{1,10}")
+
+
+def schema_pattern(regex: re.Pattern[str]) -> str:
+    """The anchored form of a `fullmatch` regex, for the OpenAPI schema: `^...$`."""
+    return f"^{regex.pattern}$"
+
+
+# A bad value is quoted in an error message at most this long (the rest is cut).
+MAX_QUOTED_CHARS = 20
+
+
+def quote(value: object) -> str:
+    """`repr(value)` of at most `MAX_QUOTED_CHARS` characters of it: messages never echo a
+    whole (possibly huge) input."""
+    text = str(value)
+    if len(text) > MAX_QUOTED_CHARS:
+        return repr(text[:MAX_QUOTED_CHARS]) + "…"
+    return repr(value)
+
 
 # Largest id DuckDB's BIGINT holds: larger integers in a URL are answered 404/422 up front,
 # since DuckDB cannot even bind them (it raised, and the API answered 500).
@@ -25,8 +47,27 @@ MAX_BIGINT = 2**63 - 1
 MAX_DELAY_MINUTES = 1440
 
 # Query-parameter filters with the same shapes as the stored codes (bounded cache keys too).
-AirportFilter = Annotated[str | None, Query(pattern=_AIRPORT.pattern, description="e.g. JFK")]
-CarrierFilter = Annotated[str | None, Query(pattern=_CARRIER.pattern, description="e.g. UA")]
+AirportFilter = Annotated[
+    str | None, Query(pattern=schema_pattern(_AIRPORT), max_length=3, description="e.g. JFK")
+]
+CarrierFilter = Annotated[
+    str | None, Query(pattern=schema_pattern(_CARRIER), max_length=2, description="e.g. UA")
+]
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: object) -> object:
+    # pydantic also reads "0" or "1700000000" as a Unix time; the API (and its schema,
+    # format: date) takes only YYYY-MM-DD.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+# A date filter (query parameter): exactly YYYY-MM-DD.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_text)]
 
 
 def _clock_time(value: int) -> int:
@@ -36,32 +77,62 @@ def _clock_time(value: int) -> int:
 
 
 def _carrier_code(value: str) -> str:
-    if not _CARRIER.match(value):
-        raise ValueError(f"carrier {value!r} is not a two-character upper-case code")
+    if not _CARRIER.fullmatch(value):
+        raise ValueError(f"carrier {quote(value)} is not a two-character upper-case code")
     return value
 
 
 def _airport_code(value: str) -> str:
-    if not _AIRPORT.match(value):
-        raise ValueError(f"{value!r} is not a three-letter upper-case airport code")
+    if not _AIRPORT.fullmatch(value):
+        raise ValueError(f"{quote(value)} is not a three-letter upper-case airport code")
     return value
 
 
 def _tailnum(value: str) -> str:
-    if not _TAILNUM.match(value):
-        raise ValueError(f"{value!r} is not a tail number (1..10 upper-case letters or digits)")
+    if not _TAILNUM.fullmatch(value):
+        raise ValueError(
+            f"{quote(value)} is not a tail number (1..10 upper-case letters or digits)"
+        )
     return value
 
 
+# HHMM: 0..2359 whose last two digits (minutes) are below 60. JSON Schema says exactly that
+# as one range per hour (0..59, 100..159, ..., 2300..2359), so clients and property-based
+# tests (schemathesis) know the rule, not only the bounds.
+CLOCK_TIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"minimum": hour * 100, "maximum": hour * 100 + 59} for hour in range(24)],
+    "description": "clock time HHMM (local): 0..2359 with minutes (the last two digits) "
+    "below 60; 0 is midnight",
+}
 Year = Annotated[int, Field(ge=2000, le=2100)]
 Month = Annotated[int, Field(ge=1, le=12)]
-Day = Annotated[int, Field(ge=1, le=31)]
-ClockTime = Annotated[int, AfterValidator(_clock_time)]
-DelayMinutes = Annotated[int, Field(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES)]
-CarrierCode = Annotated[str, AfterValidator(_carrier_code)]
-AirportCode = Annotated[str, AfterValidator(_airport_code)]
+Day = Annotated[int, Field(ge=1, le=31, description="with year and month, a real date")]
+ClockTime = Annotated[int, AfterValidator(_clock_time), Field(json_schema_extra=CLOCK_TIME_SCHEMA)]
+DelayMinutes = Annotated[
+    int, Field(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes, negative = early")
+]
+# max_length first (pydantic checks it before the AfterValidator): a huge value is refused
+# without being scanned or quoted.
+CarrierCode = Annotated[
+    str,
+    Field(
+        max_length=2,
+        json_schema_extra={"pattern": schema_pattern(_CARRIER)},
+        description="a carrier of /api/v1/airlines",
+    ),
+    AfterValidator(_carrier_code),
+]
+AirportCode = Annotated[
+    str,
+    Field(max_length=3, json_schema_extra={"pattern": schema_pattern(_AIRPORT)}),
+    AfterValidator(_airport_code),
+]
 FlightNumber = Annotated[int, Field(ge=1, le=9999)]
-TailNumber = Annotated[str, AfterValidator(_tailnum)]
+TailNumber = Annotated[
+    str,
+    Field(max_length=10, json_schema_extra={"pattern": schema_pattern(_TAILNUM)}),
+    AfterValidator(_tailnum),
+]
 AirTimeMinutes = Annotated[int, Field(ge=1, le=1440)]
 DistanceMiles = Annotated[int, Field(ge=1, le=20000)]
 

@@ -1,7 +1,8 @@
 """Twelve-factor configuration: every setting comes from an environment variable.
 
-`get_settings()` validates the environment once; a bad value raises `SettingsError` with a
-message naming the variable, which the CLI turns into a non-zero exit.
+`get_settings()` validates the environment once; bad values raise `SettingsError` listing
+EVERY invalid variable at once (`.problems`), which the CLI logs as one JSON line before it
+exits with code 2.
 """
 
 from __future__ import annotations
@@ -9,19 +10,52 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.faults import Fault
 
-_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)$", re.IGNORECASE)
+_MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
+
+# Production secrets (BACKEND_API_KEY, METRICS_TOKEN): long and not repetitive. A generated
+# `secrets.token_urlsafe(32)` (43 characters, ~30 distinct) passes easily; "a", a word or 32
+# identical characters do not.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARACTERS = 10
+GENERATE_HINT = 'e.g. python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why `value` is too weak for a production secret (a sentence), or None when it is fine."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is {len(value)} characters long; production needs at least {MIN_SECRET_LENGTH}"
+    if len(set(value)) < MIN_SECRET_DISTINCT_CHARACTERS:
+        return (
+            f"has only {len(set(value))} different characters; production needs at least "
+            f"{MIN_SECRET_DISTINCT_CHARACTERS} (a random value)"
+        )
+    return None
+
+
+# Only the server needs the API key: `migrate` and `load-demo-data` serve no requests
+# (get_settings(serving=False)), so scripts that load a database need no secret.
+_SERVING: ContextVar[bool] = ContextVar("serving", default=True)
 
 
 class SettingsError(RuntimeError):
-    """Raised when the environment holds an invalid setting (message names the variable)."""
+    """The environment holds invalid settings. `problems` lists each one as
+    `{"variable": NAME, "message": text}` (all of them, not only the first)."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__(
+            "invalid configuration: "
+            + "; ".join(f"{p['variable']}: {p['message']}" for p in problems)
+        )
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -41,6 +75,14 @@ class Settings(BaseSettings):
     - `METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <token>`.
     - `METRICS_PUBLIC`: with `APP_ENV=production`, allow `/metrics` without a token (otherwise
       a production process refuses to start without `METRICS_TOKEN`).
+    - `BACKEND_API_KEY`: the key(s) every `/api/v1` request must send as
+      `Authorization: Bearer <key>`; comma-separated to accept several while rotating
+      (README, "Rotating BACKEND_API_KEY"). Required unless `API_AUTH_DISABLED=true`, which
+      only development allows.
+    - `API_DOCS_ENABLED`: serve `/docs`, `/redoc` and `/openapi.json` (assets served locally,
+      no CDN); default on in development, off in production.
+    - `FORWARDED_ALLOW_IPS`: peers (IPs or CIDR networks, comma-separated, `*` for any) whose
+      `X-Forwarded-For`/`-Proto` uvicorn honours.
     - `GIT_COMMIT`: reported by `app_build_info`; defaults to `SOURCE_COMMIT` (set by Coolify),
       else "unknown".
     - `OTEL_SERVICE_NAME`: `service.name` of logs, spans and metrics (default flights-backend).
@@ -52,12 +94,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
+    # First: the production checks of later fields read it (ValidationInfo.data).
+    app_env: Literal["development", "production"] = "development"
     database_path: Path = Path("data/app.db")
     duckdb_memory_limit: str = "1GB"
     duckdb_threads: int = Field(default=2, ge=1, le=256)
     host: str = "127.0.0.1"
     port: int = Field(default=12015, ge=1, le=65535)
-    app_env: Literal["development", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_lock_timeout_seconds: float = Field(default=120.0, ge=0, le=3600)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
@@ -66,8 +109,12 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-* headers uvicorn trusts (the TLS-terminating proxy).
     forwarded_allow_ips: str = "127.0.0.1"
     log_format: Literal["json", "console"] = "json"
-    metrics_token: SecretStr | None = None
     metrics_public: bool = False
+    # validate_default: the production checks must run when the variable is absent, too.
+    metrics_token: SecretStr | None = Field(default=None, validate_default=True)
+    api_auth_disabled: bool = False
+    backend_api_key: SecretStr | None = Field(default=None, validate_default=True)
+    api_docs_enabled: bool | None = None
     git_commit: str = Field(default_factory=lambda: os.environ.get("SOURCE_COMMIT") or "unknown")
     otel_service_name: str = "flights-backend"
     telemetry_enabled: bool = True
@@ -79,20 +126,72 @@ class Settings(BaseSettings):
     def _lower_log_format(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "backend_api_key", mode="before")
     @classmethod
-    def _empty_token_is_none(cls, value: object) -> object:
+    def _empty_secret_is_none(cls, value: object) -> object:
         # `METRICS_TOKEN=` (empty) in an env file means "not set", not "the empty token".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @model_validator(mode="after")
-    def _production_metrics_need_a_token(self) -> Self:
-        if self.app_env == "production" and self.metrics_token is None and not self.metrics_public:
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if info.data.get("app_env") != "production":
+            return value
+        if value is None:
+            if info.data.get("metrics_public"):
+                return None
             raise ValueError(
-                "METRICS_TOKEN must be set when APP_ENV=production (or set METRICS_PUBLIC=true "
-                "to expose /metrics without a token)"
+                "must be set when APP_ENV=production (or set METRICS_PUBLIC=true to expose "
+                f"/metrics without a token); {GENERATE_HINT}"
             )
-        return self
+        weakness = secret_weakness(value.get_secret_value())
+        if weakness:
+            raise ValueError(f"{weakness}; {GENERATE_HINT}")
+        return value
+
+    @field_validator("backend_api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        production = info.data.get("app_env") == "production"
+        if value is None:
+            if not _SERVING.get() or (info.data.get("api_auth_disabled") and not production):
+                return None
+            raise ValueError(
+                "must be set: every /api/v1 request needs it (the frontend sends it); "
+                f"{GENERATE_HINT}"
+                + ("" if production else "; or set API_AUTH_DISABLED=true (development only)")
+            )
+        keys = [key.strip() for key in value.get_secret_value().split(",")]
+        if any(not key for key in keys):
+            raise ValueError("holds an empty key (a stray comma?)")
+        for position, key in enumerate(keys, 1):
+            weakness = secret_weakness(key) if production else None
+            if weakness:
+                raise ValueError(f"key {position} {weakness}; {GENERATE_HINT}")
+        return value
+
+    @field_validator("api_auth_disabled")
+    @classmethod
+    def _auth_stays_on_in_production(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("app_env") == "production":
+            raise ValueError("must not be true when APP_ENV=production")
+        return value
+
+    @property
+    def api_keys(self) -> tuple[bytes, ...]:
+        """The accepted API keys as bytes (empty when `API_AUTH_DISABLED=true`)."""
+        if self.backend_api_key is None:
+            return ()
+        return tuple(k.strip().encode() for k in self.backend_api_key.get_secret_value().split(","))
+
+    @property
+    def docs_enabled(self) -> bool:
+        """`API_DOCS_ENABLED`, defaulting to on in development and off in production."""
+        if self.api_docs_enabled is None:
+            return self.app_env == "development"
+        return self.api_docs_enabled
 
     @field_validator("fault_injection", mode="before")
     @classmethod
@@ -106,13 +205,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a JSON list of faults ({exc})") from exc
         return value
 
-    @model_validator(mode="after")
-    def _no_faults_in_production(self) -> Self:
-        if self.app_env == "production" and self.fault_injection:
+    @field_validator("fault_injection")
+    @classmethod
+    def _no_faults_in_production(cls, value: list[Fault], info: ValidationInfo) -> list[Fault]:
+        # A field validator (not a model validator): reported together with every other
+        # invalid setting.
+        if info.data.get("app_env") == "production" and value:
             raise ValueError(
                 "FAULT_INJECTION is refused when APP_ENV=production (it is for drills and tests)"
             )
-        return self
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -122,7 +224,7 @@ class Settings(BaseSettings):
     @field_validator("duckdb_memory_limit")
     @classmethod
     def _check_memory_limit(cls, value: str) -> str:
-        if not _MEMORY_LIMIT.match(value.strip()):
+        if not _MEMORY_LIMIT.fullmatch(value.strip()):
             raise ValueError("must look like '1GB', '512MB' or '2GiB'")
         return value.strip()
 
@@ -134,17 +236,26 @@ class Settings(BaseSettings):
         return value
 
 
-def _describe(error: Any) -> str:
-    # Field errors are prefixed with the variable; whole-model errors name theirs in the text.
-    variable = ".".join(str(part) for part in error["loc"]).upper()
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{variable}: {message}" if variable else message
+def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Every problem of `exc` as `{"variable": NAME, "message": text}` (never the value)."""
+    return [
+        {
+            "variable": ".".join(str(part) for part in error["loc"]).upper() or "(settings)",
+            "message": str(error["msg"]).removeprefix("Value error, "),
+        }
+        for error in exc.errors()
+    ]
 
 
-def get_settings() -> Settings:
-    """Read and validate the environment; raise `SettingsError` naming each bad variable."""
+def get_settings(serving: bool = True) -> Settings:
+    """Read and validate the environment; raise `SettingsError` listing every bad variable.
+
+    `serving=False` (the CLI's `migrate` and `load-demo-data`) does not require
+    `BACKEND_API_KEY`: those commands answer no requests."""
+    token = _SERVING.set(serving)
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(_describe(err) for err in exc.errors())
-        raise SettingsError(f"invalid configuration: {problems}") from exc
+        raise SettingsError(describe_errors(exc)) from exc
+    finally:
+        _SERVING.reset(token)

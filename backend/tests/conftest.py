@@ -15,6 +15,17 @@ from fastapi.testclient import TestClient
 from api.main import create_app, open_database
 from api.settings import Settings
 
+# The key the test clients send (BACKEND_API_KEY); tests of the refusal send none.
+API_KEY = "backend-test-api-key-0123456789-abcdefghij"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(autouse=True)
+def api_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`BACKEND_API_KEY` for tests that read the environment (`get_settings()`); a test of its
+    absence deletes it."""
+    monkeypatch.setenv("BACKEND_API_KEY", API_KEY)
+
 
 class ReadyTestClient(TestClient):
     """A TestClient whose `with` block starts once the database is open (or failed to open).
@@ -40,6 +51,7 @@ def make_settings(path: Path, **overrides: object) -> Settings:
         "database_path": path,
         "load_demo_data": False,
         "db_lock_timeout_seconds": 2,
+        "backend_api_key": API_KEY,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -63,7 +75,7 @@ def copy_db(template: Path, directory: Path) -> Path:
 def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """A client over a session-wide copy of the demo database: for tests that only read."""
     path = copy_db(template_db, tmp_path_factory.mktemp("readonly"))
-    with ReadyTestClient(create_app(make_settings(path))) as test_client:
+    with ReadyTestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -71,5 +83,5 @@ def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def writable_client(template_db: Path, tmp_path: Path) -> Iterator[TestClient]:
     """A client over this test's own copy of the demo database."""
     path = copy_db(template_db, tmp_path)
-    with ReadyTestClient(create_app(make_settings(path))) as test_client:
+    with ReadyTestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
         yield test_client

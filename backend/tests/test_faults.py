@@ -14,14 +14,14 @@ from prometheus_client import REGISTRY
 from api import faults
 from api.main import create_app
 from api.settings import SettingsError, get_settings
-from tests.conftest import ReadyTestClient, copy_db, make_settings
+from tests.conftest import AUTH, ReadyTestClient, copy_db, make_settings
 
 FLIGHT_ROUTE = "GET /api/v1/flights/{flight_id}"
 
 
 def fault_client(template_db: Path, tmp_path: Path, spec: list[dict]) -> TestClient:
     settings = make_settings(copy_db(template_db, tmp_path), fault_injection=spec)
-    return ReadyTestClient(create_app(settings))
+    return ReadyTestClient(create_app(settings), headers=AUTH)
 
 
 @pytest.fixture(autouse=True)
@@ -71,6 +71,7 @@ def test_invalid_faults_are_refused(
 def test_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("METRICS_TOKEN", "a-token-for-this-test-0123456789")
+    monkeypatch.setenv("BACKEND_API_KEY", "an-api-key-for-this-test-0123456789")
     monkeypatch.setenv("FAULT_INJECTION", '[{"query": "flight_list", "delay_ms": 5}]')
     with pytest.raises(SettingsError, match="refused when APP_ENV=production"):
         get_settings()

@@ -3,7 +3,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import ReadyTestClient, make_settings
+from tests.conftest import AUTH, ReadyTestClient, make_settings
 
 
 def test_livez_and_readyz(client: TestClient) -> None:
@@ -18,7 +18,7 @@ def test_livez_and_readyz(client: TestClient) -> None:
 def test_not_ready_without_database(tmp_path: Path) -> None:
     # Without entering the client, the lifespan never runs: the database is not open.
     app = create_app(make_settings(tmp_path / "app.db"))
-    c = ReadyTestClient(app)
+    c = ReadyTestClient(app, headers=AUTH)
     assert c.get("/livez").status_code == 200
     response = c.get("/readyz")
     assert response.status_code == 503
@@ -39,7 +39,7 @@ def test_500_is_problem_json_without_internals(tmp_path: Path) -> None:
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom)
-    with ReadyTestClient(app, raise_server_exceptions=False) as c:
+    with ReadyTestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
         response = c.get("/boom")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -54,7 +54,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 def test_empty_database_without_demo_data(tmp_path: Path) -> None:
-    with ReadyTestClient(create_app(make_settings(tmp_path / "app.db"))) as c:
+    with ReadyTestClient(create_app(make_settings(tmp_path / "app.db")), headers=AUTH) as c:
         assert c.get("/readyz").status_code == 200
         assert c.get("/api/v1/flights").json() == {"items": [], "next_cursor": None}
         assert c.get("/api/v1/stats/carriers").json() == {"items": []}

@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.db.database import run_query
 from api.main import create_app
 from api.observability.logging import REDACTED, redact_secrets
-from tests.conftest import ReadyTestClient, copy_db, make_settings
+from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
 from tests.test_server_process import free_port, start, wait_ready
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -114,7 +114,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def api(template_db: Path, tmp_path: Path, spans: InMemorySpanExporter) -> Iterator[TestClient]:
     """A client over this test's copy of the demo database, spans cleared."""
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
-    with ReadyTestClient(app) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         spans.clear()
         yield client
 
@@ -142,9 +142,12 @@ def test_every_stdout_line_of_a_real_server_is_json(template_db: Path, tmp_path:
         wait_ready(port, server)
         base = f"http://127.0.0.1:{port}"
         calls = [
-            (f"{base}/api/v1/flights/1", {"traceparent": header, "X-Request-ID": "req-00000001"}),
+            (
+                f"{base}/api/v1/flights/1",
+                {"traceparent": header, "X-Request-ID": "req-00000001", **AUTH},
+            ),
             (f"{base}/no-such-path", {}),
-            (f"{base}/api/v1/flights?limit=abc", {}),
+            (f"{base}/api/v1/flights?limit=abc", AUTH),
             (f"{base}/api/v1/flights/1", {"Authorization": "Bearer do-not-log-me"}),
         ]
         statuses = []
@@ -154,7 +157,7 @@ def test_every_stdout_line_of_a_real_server_is_json(template_db: Path, tmp_path:
                     statuses.append(r.status)
             except urllib.error.HTTPError as exc:
                 statuses.append(exc.code)
-        assert statuses == [200, 404, 422, 200]
+        assert statuses == [200, 404, 422, 401]
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:
@@ -181,11 +184,11 @@ def test_every_stdout_line_of_a_real_server_is_json(template_db: Path, tmp_path:
     # one access line per request (lines may interleave: a response is sent before the
     # request's dependencies are cleaned up, so the next request can finish first)
     statuses = sorted(a["http.response.status_code"] for a in access if a["url.path"] != "/readyz")
-    assert statuses == [200, 200, 404, 422]
+    assert statuses == [200, 401, 404, 422]
     traced = next(a for a in access if a.get("request_id") == "req-00000001")
     assert traced["trace_id"] == trace_id  # the caller's trace continues here
     assert traced["http.route"] == "/api/v1/flights/{flight_id}"
-    assert "do-not-log-me" not in text
+    assert "do-not-log-me" not in text and API_KEY not in text
     assert not any(r["logger"] == "uvicorn.access" for r in records)
 
 
@@ -198,7 +201,7 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
     def boom() -> None:
         raise RuntimeError("kaboom for the test")
 
-    with ReadyTestClient(app, raise_server_exceptions=False) as client:
+    with ReadyTestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
         capsys.readouterr()
         response = client.get("/test-only/boom", headers={"X-Request-ID": "boom-request-1"})
     assert response.status_code == 500
@@ -222,7 +225,7 @@ def test_console_format_is_for_humans(
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path), log_format="console"))
     try:
-        with ReadyTestClient(app) as client:
+        with ReadyTestClient(app, headers=AUTH) as client:
             capsys.readouterr()
             client.get("/livez")
         out = capsys.readouterr().out
@@ -458,7 +461,7 @@ def test_openmetrics_exemplar_carries_the_trace_id(
 def test_metrics_token(template_db: Path, tmp_path: Path) -> None:
     token = secrets.token_urlsafe(24)
     app = create_app(make_settings(copy_db(template_db, tmp_path), metrics_token=token))
-    with ReadyTestClient(app) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         missing = client.get("/metrics")
         assert missing.status_code == 401
         assert missing.headers["WWW-Authenticate"].startswith("Bearer")
@@ -482,9 +485,11 @@ def test_production_without_metrics_token_refuses_to_start(tmp_path: Path) -> No
         timeout=60,
     )
     assert result.returncode == 2
-    assert "METRICS_TOKEN" in result.stderr
+    assert "METRICS_TOKEN" in result.stdout  # one JSON line (tests/test_security.py)
     assert not (tmp_path / "app.db").exists()  # refused before touching anything
 
-    # METRICS_PUBLIC=true is the explicit opt-out; a token alone is fine too
-    assert make_settings(tmp_path / "x.db", app_env="production", metrics_public=True)
-    assert make_settings(tmp_path / "x.db", app_env="production", metrics_token="t0ken-123")
+    # METRICS_PUBLIC=true is the explicit opt-out; a (strong) token alone is fine too
+    key = "production-api-key-0123456789abcdefXYZ"
+    production = {"app_env": "production", "backend_api_key": key}
+    assert make_settings(tmp_path / "x.db", metrics_public=True, **production)
+    assert make_settings(tmp_path / "x.db", metrics_token=key[::-1], **production)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.conftest import copy_db
+from tests.conftest import API_KEY, AUTH, copy_db
 
 BACKEND = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,7 @@ def start(db: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]
         "DATABASE_PATH": str(db),
         "PORT": str(port),
         "LOAD_DEMO_DATA": "false",
+        "BACKEND_API_KEY": API_KEY,
         **env,
     }
     return subprocess.Popen(
@@ -52,7 +53,8 @@ def start(db: Path, port: int, log: Path, **env: str) -> subprocess.Popen[bytes]
 
 def get_json(port: int, path: str) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=AUTH)
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

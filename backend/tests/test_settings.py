@@ -12,6 +12,7 @@ BACKEND = Path(__file__).resolve().parents[1]
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("DATABASE_PATH", "PORT", "HOST", "APP_ENV", "LOG_LEVEL", "DUCKDB_THREADS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BACKEND_API_KEY", "a-development-key")
     settings = get_settings()
     assert settings.port == 12015 and settings.host == "127.0.0.1"
     assert str(settings.database_path) == "data/app.db"
@@ -32,6 +33,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_bad_values_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv("BACKEND_API_KEY", "a-development-key")
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=name):
         get_settings()
@@ -47,4 +49,4 @@ def test_cli_exits_non_zero_on_bad_config() -> None:
         timeout=60,
     )
     assert result.returncode == 2
-    assert "PORT" in result.stderr
+    assert "PORT" in result.stdout  # one JSON line (tests/test_security.py reads it)

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.main import create_app
 from api.observability import switch
 from api.settings import Settings
-from tests.conftest import ReadyTestClient, copy_db, make_settings
+from tests.conftest import AUTH, ReadyTestClient, copy_db, make_settings
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def access_lines(out: str) -> list[dict[str, object]]:
 
 def test_default_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TELEMETRY_ENABLED", raising=False)
+    monkeypatch.setenv("BACKEND_API_KEY", "a-development-key")
     assert Settings().telemetry_enabled is True
     monkeypatch.setenv("TELEMETRY_ENABLED", "false")
     assert Settings().telemetry_enabled is False
@@ -60,7 +61,7 @@ def test_on_records_spans_access_line_and_metrics(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
-    with ReadyTestClient(app) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         exporter.clear()
         capsys.readouterr()
         assert client.get("/api/v1/flights/1").status_code == 200
@@ -76,7 +77,7 @@ def test_off_records_no_span_no_access_line_no_metric(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path), telemetry_enabled=False))
-    with ReadyTestClient(app) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         before = client.get("/metrics").text
         exporter.clear()
         capsys.readouterr()

@@ -10,7 +10,7 @@ def test_post_without_token_is_rejected(make_app, fake_backend: FakeBackend) -> 
     client = app.test_client()
     response = client.post("/flights/1/delete", data={})
     assert response.status_code == 400
-    assert "Form expired" in response.get_data(as_text=True)
+    assert "This form expired" in response.get_data(as_text=True)
     assert 1 in fake_backend.flights
     response = client.post("/flights/new", data={"carrier": "UA"})
     assert response.status_code == 400

@@ -256,7 +256,8 @@ def test_production_requires_a_metrics_token(
     env = {
         "BACKEND_URL": backend.url,
         "APP_ENV": "production",
-        "SECRET_KEY": "x" * 48,
+        "SECRET_KEY": "gunicorn-test-secret-key-0123456789abcdef",
+        "BACKEND_API_KEY": "gunicorn-test-backend-api-key-0123456789",
         "METRICS_PUBLIC": "true" if public else "false",
     }
     server = Gunicorn(env, tmp_path / "g.log")
@@ -270,7 +271,7 @@ def test_production_requires_a_metrics_token(
     assert server.process is not None and server.process.returncode != 0
     (refusal,) = server.records()  # one JSON line, before any worker booted
     assert refusal["level"] == "critical"
-    assert any("METRICS_TOKEN" in error for error in refusal["errors"])
+    assert [error["variable"] for error in refusal["errors"]] == ["METRICS_TOKEN"]
 
 
 def test_stale_multiprocess_files_are_removed_at_start(

@@ -203,11 +203,12 @@ def test_access_line_fields_and_context_cleared(
         headers={"X-Request-ID": "access-line-1", "User-Agent": "probe/1.0"},
         environ_base={"REMOTE_ADDR": "10.0.0.1"},
     )
-    # ProxyFix (one trusted proxy by default): the client address comes from X-Forwarded-For
+    # From a trusted proxy (FORWARDED_ALLOW_IPS, default loopback) the client address comes
+    # from X-Forwarded-For (tests/test_proxies_and_hosts.py: never from anyone else)
     client.get(
         "/missing",
         headers={"X-Forwarded-For": "203.0.113.9"},
-        environ_base={"REMOTE_ADDR": "10.0.0.1"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
     )
     client.open("/livez", method="BREW")  # a non-standard method: bounded label _OTHER
     lines = access_lines(capsys.readouterr().out)

@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from web import create_app
 from web.settings import DEV_SECRET_KEY, Settings, describe_errors
 
-STRONG = "x" * 40
+STRONG = "Zq8-vT3nLw0yRb6KpX2sGd9mHf4jCe7aUo1"  # 35 characters, all different
 
 
 def test_defaults() -> None:
@@ -19,7 +19,7 @@ def test_defaults() -> None:
 
 
 def test_production_refuses_default_secret_key() -> None:
-    with pytest.raises(ValidationError, match="SECRET_KEY is the development default"):
+    with pytest.raises(ValidationError, match=r"SECRET_KEY\n.*is the development default"):
         Settings(APP_ENV="production", SECRET_KEY=DEV_SECRET_KEY)
 
 
@@ -38,7 +38,8 @@ def test_production_refuses_default_from_environment(monkeypatch: pytest.MonkeyP
 def test_production_accepts_strong_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", STRONG)
-    monkeypatch.setenv("METRICS_TOKEN", "metrics-token-for-the-test")
+    monkeypatch.setenv("METRICS_TOKEN", STRONG[::-1])
+    monkeypatch.setenv("BACKEND_API_KEY", STRONG.upper())
     monkeypatch.setenv("BACKEND_URL", "http://backend:12015/")
     s = Settings()
     assert s.backend_base_url == "http://backend:12015"
@@ -57,11 +58,12 @@ def test_invalid_values_rejected() -> None:
 def test_describe_errors_names_the_variable() -> None:
     with pytest.raises(ValidationError) as info:
         Settings(PORT=0, APP_ENV="production", SECRET_KEY=DEV_SECRET_KEY)
-    text = describe_errors(info.value)
-    assert "PORT:" in text
+    variables = [problem["variable"] for problem in describe_errors(info.value)]
+    # every problem at once, not only the first (issue 8, finding 10)
+    assert sorted(variables) == ["BACKEND_API_KEY", "METRICS_TOKEN", "PORT", "SECRET_KEY"]
     with pytest.raises(ValidationError) as info:
         Settings(APP_ENV="production")
-    assert "development default" in describe_errors(info.value)
+    assert "development default" in str(describe_errors(info.value))
 
 
 def test_backend_url_needs_a_scheme() -> None:

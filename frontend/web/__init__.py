@@ -5,10 +5,10 @@ Start with ``gunicorn -c gunicorn.conf.py "web:create_app()"`` from the ``fronte
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, g, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFProtect
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web.backend_client import BackendClient
 from web.formatting import register_filters
@@ -16,11 +16,14 @@ from web.observability import ServiceInfo, service_version, tracing
 from web.observability import logging as obs_logging
 from web.observability import metrics as obs_metrics
 from web.observability import requests as obs_requests
+from web.proxies import AllowedHosts, TrustedProxyFix
 from web.settings import Settings
 
 __all__ = ["create_app", "service_info"]
 
 csrf = CSRFProtect()
+
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 
 def service_info(settings: Settings) -> ServiceInfo:
@@ -59,8 +62,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.SECRET_KEY,
         WTF_CSRF_ENABLED=settings.WTF_CSRF_ENABLED,
-        # Tokens live as long as the session; a long form-filling session should not expire.
-        WTF_CSRF_TIME_LIMIT=None,
+        # Bounded: a leaked or old token stops working. An expired form is shown again with
+        # the values entered and a fresh token (web/views/flights.py), so no typing is lost.
+        WTF_CSRF_TIME_LIMIT=settings.CSRF_TIME_LIMIT_SECONDS,
+        # Host header checked against ALLOWED_HOSTS (400 otherwise): no URL or redirect is
+        # ever built from a host this site does not serve.
+        TRUSTED_HOSTS=settings.allowed_hosts,
+        # Forms are a few hundred bytes: anything much larger is refused with 413.
+        MAX_CONTENT_LENGTH=64 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # TLS ends at the proxy; in production the browser only ever talks HTTPS.
@@ -77,11 +86,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["backend"] = BackendClient(settings)
 
-    if settings.PROXY_FIX_COUNT > 0:
-        n = settings.PROXY_FIX_COUNT
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
-        )
+    # Werkzeug's slash merging answered `/flights//1` with a 308 to an absolute URL built from
+    # the Host header (Host injection); an unknown path is a plain 404 instead.
+    app.url_map.merge_slashes = False
+    # X-Forwarded-* only from FORWARDED_ALLOW_IPS, like gunicorn; then the host (as the
+    # trusted proxy says, or the Host header) must be one of ALLOWED_HOSTS (web/proxies.py).
+    app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+        AllowedHosts(app.wsgi_app, settings.allowed_hosts),
+        settings.FORWARDED_ALLOW_IPS,
+        settings.PROXY_FIX_COUNT,
+    )
 
     # Hook order matters: our request hooks first (request id and access line even when a later
     # before_request such as CSRF fails), then the Flask span, then CSRF.
@@ -103,8 +117,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(flights.bp)
     errors.register(app)
 
+    production = settings.APP_ENV == "production"
+    # Flask-WTF keeps the token of this request in g under the field name once generated.
+    csrf_field = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+
     @app.after_request
-    def security_headers(response):  # type: ignore[no-untyped-def]
+    def security_headers(response: Response) -> Response:
         # No scripts, no external assets: the policy can be strict.
         response.headers.setdefault(
             "Content-Security-Policy",
@@ -114,6 +132,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        # No page uses a camera, microphone, location, payment or USB device.
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        # request.is_secure: https as the trusted proxy says (web/proxies.py), never a
+        # client's own X-Forwarded-Proto. One year; no includeSubDomains, as the template
+        # cannot know what else runs under the domain.
+        if production and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Per-user content (a form's CSRF token, which also sets the session cookie; a flash
+        # message) or the answer to a form: never stored by a browser or a shared cache.
+        # (Not `session.accessed`: since Flask 3.1.3 any look at the session sets it, and
+        # every page looks for flash messages.)
+        per_user = csrf_field in g or bool(getattr(request_ctx, "flashes", None))
+        if per_user or request.method not in ("GET", "HEAD"):
+            response.headers["Cache-Control"] = "no-store"
         return response
 
     return app

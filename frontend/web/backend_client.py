@@ -216,6 +216,10 @@ class BackendClient:
             settings.BACKEND_READ_TIMEOUT_SECONDS, settings.BACKEND_MAX_TIMEOUT_SECONDS
         )
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
+        # The shared key (BACKEND_API_KEY): the backend refuses /api/v1 calls without it.
+        self.default_headers = {"Accept": "application/json"}
+        if settings.backend_api_key:
+            self.default_headers["Authorization"] = f"Bearer {settings.backend_api_key}"
         # TELEMETRY_ENABLED=false: no client spans, no backend_request_duration_seconds.
         self.telemetry = settings.TELEMETRY_ENABLED
         self._transport = transport
@@ -251,7 +255,7 @@ class BackendClient:
                     base_url=self.base_url,
                     timeout=self.timeout,
                     transport=transport,
-                    headers={"Accept": "application/json"},
+                    headers=self.default_headers,
                     follow_redirects=False,
                     event_hooks={"request": [_add_request_id]},
                 )

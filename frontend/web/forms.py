@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+import orjson
 from flask_wtf import FlaskForm
 from wtforms import DateField, Form, HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -35,6 +36,9 @@ def options(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
     """Select options from ``(value, label)`` pairs."""
     return [SelectChoice(value=value, label=label) for value, label in pairs]
 
+
+# The edit form's hidden `seen` field: the JSON of one flight (~400 characters).
+MAX_SEEN_CHARS = 4096
 
 CLOCK_MESSAGE = "Enter a clock time HHMM from 0 to 2359 with minutes below 60 (midnight is 0)."
 
@@ -134,10 +138,15 @@ class FlightForm(FlaskForm):
         return data
 
     def seen_values(self) -> dict[str, Any] | None:
-        """The API values the edit form showed, or None when absent or not a JSON object."""
+        """The API values the edit form showed, or None when absent, too long or not a JSON
+        object. The field comes back from the browser, so anything may be in it: orjson
+        bounds the nesting (the stdlib decoder raised RecursionError, a 500)."""
+        text = self.seen.data or ""
+        if len(text) > MAX_SEEN_CHARS:
+            return None
         try:
-            seen = json.loads(self.seen.data or "")
-        except ValueError:
+            seen = orjson.loads(text)
+        except orjson.JSONDecodeError:
             return None
         return seen if isinstance(seen, dict) else None
 

@@ -11,8 +11,9 @@ record, so server lines and application lines share one schema:
 
 `trace_id`/`span_id` come from the active OpenTelemetry span (only a valid span context);
 `request_id` and other request fields come from structlog's contextvars (bound by the request
-middleware). Secrets are replaced by "[REDACTED]" before rendering. `LOG_FORMAT=console`
-swaps the JSON renderer for structlog's coloured ConsoleRenderer.
+middleware). Secrets are replaced by "[REDACTED]" before rendering (`api.observability.redaction`:
+the frontend's rules, free text included). `LOG_FORMAT=console` swaps the JSON renderer for
+structlog's coloured ConsoleRenderer.
 
 The per-request access line is the one hot line: `get_direct_logger` renders it with the very
 same processors and renderer, but straight to stdout, without a stdlib `LogRecord` (made twice:
@@ -29,8 +30,6 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Mapping
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Literal, TextIO
 
@@ -39,48 +38,16 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-REDACTED = "[REDACTED]"
-# Header names whose values are secrets, and substrings that mark a secret field name.
-_SECRET_NAMES = frozenset({"authorization", "cookie", "set-cookie", "x-csrftoken"})
-_SECRET_PARTS = ("password", "secret", "token", "csrf", "authorization")
+from api.observability.redaction import REDACTED, redact
+
+__all__ = ["REDACTED", "configure_logging", "get_direct_logger", "redact_secrets"]
 
 # The stdout handler we install, so a second call replaces it instead of adding another.
 _HANDLER_NAME = "api.observability.stdout"
 
-
-# Memoised: every line has ~17 fields and their names repeat; lower() + 5 substring tests per
-# field per line were most of the redaction cost. Bounded, as field names may vary.
-@lru_cache(maxsize=1024)
-def _is_secret(key: str) -> bool:
-    name = key.lower()
-    return name in _SECRET_NAMES or any(part in name for part in _SECRET_PARTS)
-
-
-# Values of these types hold no fields to redact (the common case): skip the walk.
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _redact_value(value: Any) -> Any:
-    # Dicts (e.g. a headers mapping) are walked; other values are left alone.
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if isinstance(key, str) and _is_secret(key) else _redact_value(item)
-            for key, item in value.items()
-        }
-    return value
-
-
-def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Replace the values of secret-looking fields (Authorization, Cookie, *token*, ...)."""
-    # Only values of existing keys are replaced, so iterating the dict itself is safe.
-    for key, value in event_dict.items():
-        if key.startswith("_"):
-            continue  # structlog's internals (_record, _from_structlog)
-        if _is_secret(key):
-            event_dict[key] = REDACTED
-        elif type(value) not in _SCALARS:
-            event_dict[key] = _redact_value(value)
-    return event_dict
+# The shared rules (identical file in the frontend): secret-named fields and credentials in
+# free text.
+redact_secrets = redact
 
 
 def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -221,6 +188,12 @@ def configure_logging(
     for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # An exception the app's 500 handler logged (with trace ids) is not logged again by
+    # uvicorn ("Exception in ASGI application", without them): one line per error.
+    error_log = logging.getLogger("uvicorn.error")
+    for stale in [f for f in error_log.filters if isinstance(f, _DropLoggedExceptions)]:
+        error_log.removeFilter(stale)
+    error_log.addFilter(_DropLoggedExceptions())
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
@@ -228,6 +201,18 @@ def configure_logging(
 
     logging.captureWarnings(True)  # warnings become log records, not raw stderr text
     _install_excepthooks()
+
+
+# Set on an exception by the app's 500 handler once it has been logged (api/problems.py).
+LOGGED_MARK = "_api_logged"
+
+
+class _DropLoggedExceptions(logging.Filter):
+    """Drops a record whose exception the application has already logged (`LOGGED_MARK`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, LOGGED_MARK, False)
 
 
 def _install_excepthooks() -> None:

@@ -9,10 +9,12 @@ import json
 from typing import Annotated, Any
 
 import duckdb
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api.db.database import retry_on_conflict, run_query, transaction
 from api.dependencies import Cursor, FlightIds, GroupWrites, get_database
+from api.http_semantics import JsonBodyRoute
 from api.problems import FieldError, ValidationProblem
 from api.schemas import (
     MAX_BIGINT,
@@ -25,12 +27,17 @@ from api.schemas import (
     FlightCreate,
     FlightPage,
     FlightPatch,
+    IsoDate,
 )
 
-router = APIRouter(prefix="/api/v1/flights", tags=["flights"])
+# JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
+router = APIRouter(prefix="/api/v1/flights", tags=["flights"], route_class=JsonBodyRoute)
 
 INPUT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
 _SORT_KEY = ("year", "month", "day", "sched_dep_time", "id")
+# A real cursor (five integers) is ~40-90 characters of urlsafe base64; longer is not ours.
+MAX_CURSOR_CHARS = 128
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 
 def encode_cursor(row: dict[str, Any]) -> str:
@@ -43,7 +50,9 @@ def decode_cursor(cursor: str) -> dict[str, int]:
     """The sort key inside a cursor; raises `ValidationProblem` (field "cursor") if malformed."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
+        # orjson: nesting is bounded (the stdlib decoder raised RecursionError on a cursor of
+        # nested lists, a 500); the length is bounded by MAX_CURSOR_CHARS too.
+        key = orjson.loads(raw)
     except (binascii.Error, ValueError):
         key = None
     if (
@@ -117,13 +126,20 @@ def list_flights(
     origin: AirportFilter = None,
     dest: AirportFilter = None,
     carrier: CarrierFilter = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
+    date_from: IsoDate | None = None,
+    date_to: IsoDate | None = None,
     min_dep_delay: Annotated[
         int | None, Query(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page (opaque)",
+            max_length=MAX_CURSOR_CHARS,
+            pattern=CURSOR_PATTERN,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Flights ordered by scheduled departure (year, month, day, sched_dep_time, id).
 

@@ -30,12 +30,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import traceback
-from collections.abc import Mapping, MutableMapping
-from functools import lru_cache
+from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -44,94 +42,22 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from web.observability import ServiceInfo
+from web.observability import ServiceInfo, redaction
+from web.observability.redaction import REDACTED
+
+__all__ = ["REDACTED", "configure", "get_direct_logger", "redact"]
 
 LogFormat = Literal["json", "console"]
 
-REDACTED = "[REDACTED]"
-# A field is secret when its (lower-cased) name contains one of these. Covers the headers
-# Authorization, Cookie, Set-Cookie and X-CSRFToken as well as password/secret/token fields.
-SENSITIVE_NAME_PARTS = ("password", "passwd", "secret", "token", "csrf", "authorization", "cookie")
-# Credentials embedded in free text: "Bearer abc", "Basic abc", "?token=abc", "password: abc".
-_SECRET_IN_TEXT = re.compile(
-    r"(?i)(\b(?:bearer|basic)\s+|\b[\w.-]*(?:password|passwd|secret|token|csrf)[\w.-]*[=:]\s*)"
-    r"[^\s&,;\"']+"
-)
 # Marks the handler this module installs, so re-configuring replaces it instead of stacking.
 _HANDLER_MARK = "_flights_observability_handler"
 
 
 # -- processors ------------------------------------------------------------------------------
 
-
-# Memoised: field names repeat on every line. Bounded, as names may vary.
-@lru_cache(maxsize=1024)
-def _is_sensitive(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in SENSITIVE_NAME_PARTS)
-
-
-_SCALARS = frozenset({int, float, bool, type(None)})
-
-
-def _scrub_text(value: str) -> str:
-    # Every match of _SECRET_IN_TEXT contains one of these words (any case): an ASCII text
-    # without any of them cannot match, which these substring tests (spelled out: a generator
-    # costs 3x more) tell ~30x faster than the regex, which ran on every string of every line
-    # (a third of the access line's cost). Non-ASCII: case folding is subtler, run the regex.
-    if value.isascii():
-        lowered = value.lower()
-        if not (
-            "bearer" in lowered
-            or "basic" in lowered
-            or "passw" in lowered  # password, passwd
-            or "secret" in lowered
-            or "token" in lowered
-            or "csrf" in lowered
-        ):
-            return value
-    return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, value)
-
-
-def _scrub(value: Any, depth: int = 0) -> Any:
-    """Redact secret-named keys in nested mappings/lists and credentials inside strings."""
-    kind = type(value)
-    if kind is str:
-        return _scrub_text(value)
-    if kind in _SCALARS or depth > 5:  # log values are shallow; bound the work on odd inputs
-        return value
-    if isinstance(value, str):  # a str subclass
-        return _scrub_text(value)
-    if isinstance(value, Mapping):
-        return {
-            k: REDACTED if isinstance(k, str) and _is_sensitive(k) else _scrub(v, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        # Header lists arrive as [(name, value), ...] pairs.
-        if all(isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in value):
-            return [(k, REDACTED if _is_sensitive(k) else _scrub(v, depth + 1)) for k, v in value]
-        return [_scrub(v, depth + 1) for v in value]
-    return value
-
-
-def redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Replace secret values by ``[REDACTED]``.
-
-    A top-level or nested field is secret when its name contains ``password``, ``secret``,
-    ``token``, ``csrf``, ``authorization`` or ``cookie`` (so ``Authorization``, ``Cookie``,
-    ``Set-Cookie`` and ``X-CSRFToken`` header values too). In string values, ``Bearer <x>``,
-    ``Basic <x>`` and ``<secret-name>=<x>`` have ``<x>`` replaced. Never raises.
-    """
-    # Only values of existing keys are replaced, so iterating the dict itself is safe.
-    for key, value in event_dict.items():
-        if key.startswith("_"):  # structlog's own plumbing (_record, _from_structlog)
-            continue
-        if _is_sensitive(key):
-            event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _scrub(value)
-    return event_dict
+# The shared rules (identical file in the backend): secret-named fields and credentials in
+# free text.
+redact = redaction.redact
 
 
 def add_trace_context(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:

@@ -47,6 +47,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        # Flight forms show themselves again instead (web/views/flights.py); this page is
+        # for any other POST without a valid token.
         return _page(
             400,
             "Form expired",
@@ -60,11 +62,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InternalServerError)
     def internal_error(exc: InternalServerError) -> ResponseReturnValue:
-        original = getattr(exc, "original_exception", None)
-        if original is not None:
-            app.logger.error(
-                "unhandled error on %s %s", request.method, request.path, exc_info=original
-            )
+        # Not logged here: Flask's handle_exception has already logged it, once, with the
+        # stack and inside the request's span (trace ids). A second line was a duplicate.
         return _page(500, "Something went wrong", "An unexpected error occurred on our side.")
 
     @app.errorhandler(HTTPException)

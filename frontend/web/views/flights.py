@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
 
 from web.backend_client import BackendError, BackendValidationError, Flight
 from web.forms import DeleteForm, FlightForm, SearchForm, apply_backend_errors, options
@@ -18,6 +19,10 @@ from web.views import backend
 bp = Blueprint("flights", __name__, url_prefix="/flights")
 
 PAGE_SIZE = 50
+EXPIRED_MESSAGE = (
+    "This form expired before it was sent (it was open too long, or its security token was "
+    "missing). Nothing was saved. Your entries are kept below: check them and submit again."
+)
 
 
 def _airline_names() -> dict[str, str]:
@@ -167,3 +172,28 @@ def delete(flight_id: int) -> ResponseReturnValue:
         form=form,
         carrier_name=_airline_names().get(flight["carrier"]),
     )
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(exc: CSRFError) -> ResponseReturnValue:
+    """A flight form posted with an expired or missing CSRF token: nothing is written; the
+    form is shown again with the values entered, a fresh token and a message (400), so no
+    typing is lost. The delete confirmation is shown again the same way."""
+    flight_id = (request.view_args or {}).get("flight_id")
+    if request.endpoint == "flights.delete" and flight_id is not None:
+        flight = backend().get_flight(flight_id)
+        page = render_template(
+            "flights/delete.html",
+            flight=flight,
+            form=DeleteForm(formdata=None),
+            carrier_name=_airline_names().get(flight["carrier"]),
+            expired_message=EXPIRED_MESSAGE,
+        )
+        return page, 400
+    if request.endpoint not in ("flights.create", "flights.edit"):
+        abort(400)
+    original = backend().get_flight(flight_id) if flight_id is not None else None
+    form = FlightForm(formdata=request.form)
+    _set_choices(form)
+    form.form_errors.append(EXPIRED_MESSAGE)
+    return render_template("flights/form.html", form=form, flight=original), 400
