@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := .tools/bin/uv
 RUFF := .venv/bin/ruff
 
-.PHONY: help install run test loadtest bench lint format unit-backend unit-frontend system-tests system-deps lock demo-data
+.PHONY: help install run test loadtest soak bench lint format unit-backend unit-frontend system-tests system-deps lock demo-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ unit-frontend:
 loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed
 	@scripts/bootstrap.sh test
 	@scripts/loadtest.sh
+
+soak: ## 10 minutes of mixed load (SOAK_DURATION=...); memory and metric files must stay flat
+	@scripts/bootstrap.sh test
+	@scripts/soak.sh
 
 bench: ## benchmark telemetry on vs off, the dashboard vs the ceiling, raw DuckDB (docs/performance.md)
 	@scripts/bootstrap.sh test

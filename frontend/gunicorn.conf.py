@@ -75,14 +75,16 @@ _info = service_info(_settings)
 # Bind address: HOST/PORT; Nixpacks/Coolify set HOST=0.0.0.0.
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '12016')}"
 
-# Sync-style Flask code with I/O-bound backend calls: a few threads per worker.
+# Sync-style Flask code with I/O-bound backend calls: a few threads per worker. gthread with
+# a probe lane (web/worker.py): /livez, /readyz, /health and /metrics get threads of their
+# own, so they answer while every page thread waits on a slow backend.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+worker_class = "web.worker.ProbeLaneWorker"
 threads = 4
 
 # Seconds. A worker silent for longer than `timeout` is killed and replaced. Backend calls
-# are bounded by BACKEND_*_TIMEOUT_SECONDS, far below this. Coolify kills 30 s after SIGTERM,
-# so in-flight requests get graceful_timeout (20 s) to finish.
+# are bounded by BACKEND_*_TIMEOUT_SECONDS (about a second), far below this. Coolify kills
+# 30 s after SIGTERM, so in-flight requests get graceful_timeout (20 s) to finish.
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -137,6 +137,10 @@ def frontend_service(backend_url: str, log_dir: Path, **env: str) -> Service:
                 "HOST": "127.0.0.1",
                 "WEB_CONCURRENCY": "2",
                 "SECRET_KEY": "system-test-secret-key-that-is-long-enough",
+                # A page's budget for backend calls starts at 5 s, not the production 1 s: these
+                # tests are not about it, and pages on a busy shared machine can take longer.
+                # tests/test_stalled_backend.py runs the production values.
+                "BACKEND_READ_TIMEOUT_SECONDS": "5",
                 **env,  # the caller's settings win
             }
         ),

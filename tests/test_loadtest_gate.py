@@ -300,7 +300,9 @@ def test_only_the_master_evaluates_when_locust_runs_several_processes(
     environment = Environment()
     environment.stats = filled_stats()
     # A worker's runner (not started: no master to talk to) holds only its own share.
-    environment.runner = WorkerRunner.__new__(WorkerRunner)
+    worker = WorkerRunner.__new__(WorkerRunner)
+    worker.greenlet = None  # what __init__ would have started (Runner.__del__ reads it)
+    environment.runner = worker
     out = io.StringIO()
     gate.on_quitting(environment, out=out)
     assert out.getvalue() == "" and environment.process_exit_code is None

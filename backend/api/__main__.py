@@ -1,12 +1,14 @@
 """Command line: `python -m api serve | migrate | load-demo-data [--force]`.
 
-Exit codes: 0 success, 1 runtime failure (e.g. database locked), 2 invalid configuration or
-usage, 3 server start-up failure (uvicorn's code).
+Exit codes (api/exits.py): 0 success, 1 runtime failure (e.g. database locked), 2 invalid
+configuration or usage, 3 server start-up failure (uvicorn's code), 4 the database file cannot
+be opened (the one log line says why).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -17,8 +19,8 @@ import duckdb
 import structlog
 import uvicorn
 
-from api import __version__
-from api.db.database import Database, DatabaseLockedError
+from api import __version__, exits
+from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
@@ -62,8 +64,13 @@ def serve(settings: Settings) -> int:
 
 
 def _run_uvicorn(settings: Settings) -> None:
+    app = create_app(settings)
+    # Everything imported and built so far lives as long as the process: take it out of the
+    # cyclic GC's reach, or every full collection walks it again. Those pauses (tens of ms,
+    # holding the GIL) were the probes' p99 under load (docs/resilience.md).
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         lifespan="on",  # a failed start-up (e.g. locked database) must exit non-zero
@@ -161,9 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return migrate(settings)
         return load_demo(settings, args.force)
+    except DatabaseOpenError as exc:
+        exits.report_fatal(
+            "database cannot be opened",
+            exits.EXIT_DATABASE_UNUSABLE,
+            reason=exc.reason,
+            detail=exc.detail,
+            **{"db.path": str(settings.database_path)},
+        )
+        return exits.EXIT_DATABASE_UNUSABLE
     except (DatabaseLockedError, DemoDataError, duckdb.Error) as exc:
         logger.error("%s failed: %s", args.command, exc)
-        return 1
+        return exits.EXIT_RUNTIME_FAILURE
 
 
 if __name__ == "__main__":

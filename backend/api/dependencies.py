@@ -8,8 +8,10 @@ from typing import Annotated
 import duckdb
 from fastapi import Depends, Request
 
+from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
 from api.db.database import Database, DatabaseNotReadyError
+from api.db.ids import IdBlocks
 
 
 def get_database(request: Request) -> Database:
@@ -42,3 +44,21 @@ async def get_results(request: Request) -> ResultCache:
 
 
 Results = Annotated[ResultCache, Depends(get_results)]
+
+
+async def get_flight_ids(request: Request) -> IdBlocks:
+    """The app's source of new flight ids (api/db/ids.py); async: no threadpool hop."""
+    ids: IdBlocks = request.app.state.flight_ids
+    return ids
+
+
+FlightIds = Annotated[IdBlocks, Depends(get_flight_ids)]
+
+
+async def get_group_writes(request: Request) -> GroupCommit:
+    """The app's group commit of single-statement writes (api/db/batch.py)."""
+    writes: GroupCommit = request.app.state.group_writes
+    return writes
+
+
+GroupWrites = Annotated[GroupCommit, Depends(get_group_writes)]

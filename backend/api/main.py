@@ -1,9 +1,10 @@
 """Application factory: `create_app(settings)` builds the FastAPI app.
 
-The lifespan opens the database once per process (in the background while another process
-holds the file lock, so probes answer during a rolling deploy), applies migrations, loads the
-demo data into a database that never had it (when enabled), and on shutdown runs CHECKPOINT,
-closes the file and flushes the queued spans.
+The lifespan opens the database once per process in a background thread while uvicorn already
+serves the probes (through a WAL replay, a rolling deploy's lock wait, migrations, the demo
+data load into a database that never had it, and a first full read of every table), ends the
+process with a distinct exit code and one log line when the file cannot be used (api/exits.py),
+and on shutdown runs CHECKPOINT, closes the file and flushes the queued spans.
 
 Observability (docs/observability.md) is wired here: JSON logging (idempotent, so TestClient
 apps get it too), the process's tracer provider (set up once per process), the FastAPI
@@ -13,23 +14,33 @@ server spans, the request-telemetry middleware and `GET /metrics`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import duckdb
 from anyio import to_thread
 from fastapi import FastAPI, Security
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import __version__, faults
+from api import __version__, exits, faults
 from api.auth import ApiKeyMiddleware, bearer_scheme
+from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
-from api.db.database import WAITING_FOR_LOCK, Database, DatabaseLockedError, run_query
+from api.db.checks import DataCheck, Heartbeat
+from api.db.database import (
+    WAITING_FOR_LOCK,
+    Database,
+    DatabaseLockedError,
+    DatabaseOpenError,
+    run_query,
+    wal_path,
+)
 from api.db.demo_data import load_demo_data
+from api.db.ids import IdBlocks
 from api.db.migrate import apply_migrations
 from api.http_semantics import MAX_BODY_BYTES, BodySizeLimit, HeadAsGet
 from api.observability import metrics, switch, tracing
@@ -44,17 +55,31 @@ from api.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
+# Start-up states shown by the probes while the database is not open yet.
+OPENING = "opening the database file"
+MIGRATING = "applying migrations"
+LOADING_DEMO_DATA = "loading the demo data"
+CHECKING_DATA = "reading every table once (data check)"
+
+
 def open_database(
     settings: Settings,
     lock_timeout_seconds: float | None = None,
     cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> Database:
     """Open the database, apply migrations and (if enabled and empty) load the demo data.
 
     Blocking: while the file is locked by another process, up to `lock_timeout_seconds`
-    (default DB_LOCK_TIMEOUT_SECONDS) or until `cancel` is set; a few seconds for the demo
-    data. Raises `DatabaseLockedError` or `duckdb.Error`; the file is closed on error.
+    (default DB_LOCK_TIMEOUT_SECONDS) or until `cancel` is set; while DuckDB replays a WAL;
+    a few seconds for the demo data. `on_status` is told each step (the probes show it).
+    Raises `DatabaseLockedError` or `DatabaseOpenError` (the file cannot be opened, or its
+    schema cannot be read); the file is closed on error.
     """
+    status = on_status or (lambda _: None)
+    wal = wal_path(settings.database_path)
+    wal_bytes = wal.stat().st_size if wal.is_file() else 0
+    status(f"replaying the write-ahead log ({wal_bytes} bytes)" if wal_bytes else OPENING)
     database = Database.open(
         settings.database_path,
         memory_limit=settings.duckdb_memory_limit,
@@ -65,39 +90,75 @@ def open_database(
             else lock_timeout_seconds
         ),
         cancel=cancel,
+        on_lock_wait=lambda: status(WAITING_FOR_LOCK),
     )
     try:
         with database.session() as cursor:
+            status(MIGRATING)
             apply_migrations(cursor)
             # Once per database: a later empty flights table is the operator's doing.
             never_loaded = run_query(cursor, "demo_loads_count").scalar() == 0
             if settings.load_demo_data and never_loaded:
+                status(LOADING_DEMO_DATA)
                 load_demo_data(cursor, force=False)
+    except duckdb.Error as exc:
+        database.close()
+        # E.g. a corrupt block of the schema's own tables: as unusable as a corrupt header.
+        raise DatabaseOpenError(
+            f"{settings.database_path} opened, but its schema cannot be read or migrated",
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        ) from exc
     except BaseException:
         database.close()
         raise
     return database
 
 
-def open_when_released(app: FastAPI, settings: Settings, cancel: threading.Event) -> None:
-    """Background thread of a rolling deploy: wait for the old process to release the file.
+def _give_up(settings: Settings, code: int, reason: str, detail: str | None) -> None:
+    exits.report_fatal(
+        "database cannot be opened",
+        code,
+        reason=reason,
+        detail=detail,
+        **{"db.path": str(settings.database_path)},
+    )
+    exits.exit_now(code)
 
-    Sets `app.state.database` once open. Returns quietly when `cancel` is set (shutdown).
-    When DB_LOCK_TIMEOUT_SECONDS pass first, logs the reason and ends the process with exit
-    code 1, so the platform restarts it or fails the deploy instead of keeping a backend that
-    can never serve.
+
+def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event) -> None:
+    """The opener thread: open the database while uvicorn already serves the probes.
+
+    `/livez` answers and `/health` says "starting" meanwhile (opening, replaying a WAL,
+    waiting for another process's lock during a rolling deploy, migrating, the first full
+    read); the API answers 503. Sets `app.state.database` once everything passed. Returns
+    quietly when `cancel` is set (shutdown). When the database cannot be used, logs ONE line
+    (the reason, the file) and ends the process with a distinct exit code (api/exits.py), so
+    the platform restarts it or fails the deploy instead of keeping a backend that can never
+    serve: 1 when the lock was never released, 4 when the file cannot be opened.
     """
+
+    def status(text: str) -> None:
+        app.state.database_status = text
+
     try:
-        database = open_database(settings, cancel=cancel)
-    except Exception as exc:
-        if cancel.is_set():
-            return
-        logger.critical("could not open the database: %s", exc, exc_info=exc)
-        # Nothing is open yet that would need closing; uvicorn's shutdown path would exit 0.
-        os._exit(1)
+        database = open_database(settings, cancel=cancel, on_status=status)
+    except DatabaseLockedError as exc:
+        if not cancel.is_set():
+            _give_up(settings, exits.EXIT_RUNTIME_FAILURE, str(exc), None)
+        return
+    except DatabaseOpenError as exc:
+        if not cancel.is_set():
+            _give_up(settings, exits.EXIT_DATABASE_UNUSABLE, exc.reason, exc.detail)
+        return
+    if cancel.is_set():
+        database.close()
+        return
+    status(CHECKING_DATA)
+    app.state.data_check.run(database)  # a corrupt data block shows in /readyz from now on
+    app.state.heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
     app.state.database = database
-    app.state.database_status = "ok"
-    logger.info("opened the database after the other process released it")
+    status("ok")
+    logger.info("database ready: %s", settings.database_path)
 
 
 class DropEmptyQueryParams:
@@ -152,38 +213,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Open in a thread of its own and serve at once: uvicorn listens only after start-up,
+        # so opening here would refuse every probe for as long as a WAL replay, a lock wait or
+        # the demo-data load takes.
+        # Sync routes run in anyio's threadpool (40 threads by default). On a few cores more
+        # threads add no throughput, only contenders for the GIL: with 40 busy ones even the
+        # async probes waited seconds for the event loop (docs/resilience.md).
+        to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         cancel = threading.Event()
-        opener: threading.Thread | None = None
-        try:
-            # In a worker thread so the event loop stays responsive (e.g. to SIGTERM).
-            app.state.database = await to_thread.run_sync(open_database, settings, 0.0)
-            app.state.database_status = "ok"
-        except DatabaseLockedError:
-            # A rolling deploy: the old container still holds the file, and Coolify stops it
-            # only once this one is healthy. So serve the probes now (/health: "starting",
-            # /readyz: 503, API: 503) and take the file as soon as it is released.
-            logger.warning(
-                "database %s is locked by another process; serving probes and retrying "
-                "for up to %s s (DB_LOCK_TIMEOUT_SECONDS)",
-                settings.database_path,
-                settings.db_lock_timeout_seconds,
-            )
-            app.state.database_status = WAITING_FOR_LOCK
-            opener = threading.Thread(
-                target=open_when_released,
-                args=(app, settings, cancel),
-                name="database-opener",
-                daemon=True,
-            )
-            opener.start()
+        opener = threading.Thread(
+            target=open_in_background,
+            args=(app, settings, cancel),
+            name="database-opener",
+            daemon=True,
+        )
+        opener.start()
         try:
             yield
         finally:
             cancel.set()
-            if opener is not None:
-                await to_thread.run_sync(opener.join)
+            await to_thread.run_sync(opener.join)
             database, app.state.database = app.state.database, None
             app.state.database_status = "shutting down"
+            if app.state.heartbeat is not None:
+                await to_thread.run_sync(app.state.heartbeat.stop)
+            await to_thread.run_sync(app.state.group_writes.stop)
             if database is not None:
                 await to_thread.run_sync(database.close)
             # Flush, not shut down: the provider is per process and outlives this app in
@@ -216,9 +270,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = None
-    app.state.database_status = "opening"
+    app.state.database_status = OPENING
+    # The full read of every table (the `data` readiness check, api/db/checks.py).
+    app.state.data_check = DataCheck()
+    app.state.heartbeat = None  # the live readiness read, started once the database is open
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
+    # New flight ids, reserved in blocks by this one process (api/db/ids.py).
+    app.state.flight_ids = IdBlocks("flights")
+    # Creates of concurrent requests written by one statement and commit (api/db/batch.py).
+    app.state.group_writes = GroupCommit("flight_insert_batch")
     install_problem_handlers(app)
     if any(f.route for f in settings.fault_injection):
         # Innermost: an injected delay or error looks like the route's own to everything else.

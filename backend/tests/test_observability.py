@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.db.database import run_query
 from api.main import create_app
 from api.observability.logging import REDACTED, redact_secrets
-from tests.conftest import API_KEY, AUTH, copy_db, make_settings
+from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
 from tests.test_server_process import free_port, start, wait_ready
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -114,7 +114,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def api(template_db: Path, tmp_path: Path, spans: InMemorySpanExporter) -> Iterator[TestClient]:
     """A client over this test's copy of the demo database, spans cleared."""
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
-    with TestClient(app, headers=AUTH) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         spans.clear()
         yield client
 
@@ -201,7 +201,7 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
     def boom() -> None:
         raise RuntimeError("kaboom for the test")
 
-    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
+    with ReadyTestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
         capsys.readouterr()
         response = client.get("/test-only/boom", headers={"X-Request-ID": "boom-request-1"})
     assert response.status_code == 500
@@ -225,7 +225,7 @@ def test_console_format_is_for_humans(
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path), log_format="console"))
     try:
-        with TestClient(app, headers=AUTH) as client:
+        with ReadyTestClient(app, headers=AUTH) as client:
             capsys.readouterr()
             client.get("/livez")
         out = capsys.readouterr().out
@@ -461,7 +461,7 @@ def test_openmetrics_exemplar_carries_the_trace_id(
 def test_metrics_token(template_db: Path, tmp_path: Path) -> None:
     token = secrets.token_urlsafe(24)
     app = create_app(make_settings(copy_db(template_db, tmp_path), metrics_token=token))
-    with TestClient(app, headers=AUTH) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         missing = client.get("/metrics")
         assert missing.status_code == 401
         assert missing.headers["WWW-Authenticate"].startswith("Bearer")

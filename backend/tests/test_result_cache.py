@@ -66,7 +66,7 @@ def test_hits_skip_duckdb_and_writes_invalidate(template_db: Path, tmp_path: Pat
         with db.session() as cursor:
             first = cache.run(cursor, "airlines_list")
             assert cache.run(cursor, "airlines_list") is first  # reused, not re-run
-            run_query(cursor, "readiness_select_one")  # a read does not invalidate
+            run_query(cursor, "readiness_read_rows")  # a read does not invalidate
             assert cache.run(cursor, "airlines_list") is first
             generation = database.write_generation()
             with transaction(cursor):

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import SettingsError, get_settings
-from tests.conftest import API_KEY, AUTH, copy_db, make_settings
+from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
 from tests.test_observability import HEX32, parse_lines
 from tests.test_server_process import free_port, wait_ready
 
@@ -48,7 +48,7 @@ NEW_FLIGHT: dict[str, Any] = {
 def stranger(template_db: Path, tmp_path: Path) -> TestClient:
     """A client that sends no API key, over its own copy of the database."""
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
-    with TestClient(app) as client:
+    with ReadyTestClient(app) as client:
         yield client  # type: ignore[misc]
 
 
@@ -93,7 +93,7 @@ def test_probes_stay_open_and_metrics_keeps_its_token(stranger: TestClient) -> N
 
 def test_two_keys_are_accepted_while_rotating(template_db: Path, tmp_path: Path) -> None:
     settings = make_settings(copy_db(template_db, tmp_path), backend_api_key=f"{STRONG},{API_KEY}")
-    with TestClient(create_app(settings)) as client:
+    with ReadyTestClient(create_app(settings)) as client:
         for key in (STRONG, API_KEY):
             response = client.get("/api/v1/airlines", headers={"Authorization": f"Bearer {key}"})
             assert response.status_code == 200
@@ -116,7 +116,7 @@ def test_a_key_is_required_unless_explicitly_disabled_in_development(
     settings = make_settings(
         copy_db(template_db, tmp_path), backend_api_key=None, api_auth_disabled=True
     )
-    with TestClient(create_app(settings)) as client:
+    with ReadyTestClient(create_app(settings)) as client:
         assert client.get("/api/v1/airlines").status_code == 200
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("METRICS_PUBLIC", "true")
@@ -134,11 +134,11 @@ def test_docs_are_off_in_production(template_db: Path, tmp_path: Path) -> None:
         metrics_token=STRONG,
         backend_api_key=STRONG,
     )
-    with TestClient(create_app(settings)) as client:
+    with ReadyTestClient(create_app(settings)) as client:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert client.get(path).status_code == 404, path
     enabled = settings.model_copy(update={"api_docs_enabled": True})
-    with TestClient(create_app(enabled)) as client:
+    with ReadyTestClient(create_app(enabled)) as client:
         assert client.get("/openapi.json").status_code == 200
 
 

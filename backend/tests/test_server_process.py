@@ -80,7 +80,8 @@ def test_serve_lock_retry_and_clean_sigterm(template_db: Path, tmp_path: Path) -
     try:
         wait_ready(port, server)
         status, body = get_json(port, "/readyz")
-        assert (status, body) == (200, {"status": "ok", "checks": {"database": "ok"}})
+        checks = {"database": "ok", "data": "ok", "writes": "ok"}
+        assert (status, body) == (200, {"status": "ok", "checks": checks})
         status, body = get_json(port, "/api/v1/stats/carriers")
         ua = next(item for item in body["items"] if item["carrier"] == "UA")
         assert status == 200 and ua["flights"] == 58_665

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.main import create_app
 from api.observability import switch
 from api.settings import Settings
-from tests.conftest import AUTH, copy_db, make_settings
+from tests.conftest import AUTH, ReadyTestClient, copy_db, make_settings
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_on_records_spans_access_line_and_metrics(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
-    with TestClient(app, headers=AUTH) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         exporter.clear()
         capsys.readouterr()
         assert client.get("/api/v1/flights/1").status_code == 200
@@ -78,7 +77,7 @@ def test_off_records_no_span_no_access_line_no_metric(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = create_app(make_settings(copy_db(template_db, tmp_path), telemetry_enabled=False))
-    with TestClient(app, headers=AUTH) as client:
+    with ReadyTestClient(app, headers=AUTH) as client:
         before = client.get("/metrics").text
         exporter.clear()
         capsys.readouterr()

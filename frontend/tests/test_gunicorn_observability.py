@@ -59,6 +59,9 @@ class Gunicorn:
             LOG_LEVEL="INFO",
             LOG_FORMAT="json",
             WEB_CONCURRENCY="3",
+            # These tests are about telemetry, not the 1 s page budget: freshly forked workers
+            # on a busy shared machine can take longer than that for their first pages.
+            BACKEND_READ_TIMEOUT_SECONDS="5",
         )
         env.update(self.env)
         with self.log_path.open("ab") as log:

@@ -18,7 +18,8 @@ def test_livez_touches_nothing(make_app) -> None:  # type: ignore[no-untyped-def
 
 def test_backend_down_then_recovers_without_restart(make_app) -> None:  # type: ignore[no-untyped-def]
     port = free_port()  # bound then closed: nothing listens there now
-    app = make_app(BACKEND_URL=f"http://127.0.0.1:{port}")
+    # The circuit breaker stays out of this test (tests/test_circuit_breaker.py has its own).
+    app = make_app(BACKEND_URL=f"http://127.0.0.1:{port}", BACKEND_CIRCUIT_FAILURES=100)
     client = app.test_client()
 
     started = time.monotonic()
@@ -40,13 +41,18 @@ def test_backend_down_then_recovers_without_restart(make_app) -> None:  # type: 
     # it still names the backend's state.
     health = client.get("/health")
     assert health.status_code == 200
-    assert health.get_json() == {"status": "degraded", "checks": body["checks"]}
+    assert health.get_json() == {
+        "status": "degraded",
+        "checks": body["checks"],
+        "circuit_breaker": "closed",
+    }
 
     with FakeBackend(port=port):
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.get_json()
-        assert ready.get_json() == {"status": "ok", "checks": {"backend": "ok"}}
-        assert client.get("/health").get_json() == {"status": "ok", "checks": {"backend": "ok"}}
+        ok = {"status": "ok", "checks": {"backend": "ok"}, "circuit_breaker": "closed"}
+        assert ready.get_json() == ok
+        assert client.get("/health").get_json() == ok
         page = client.get("/")
         assert page.status_code == 200
         assert "Mean arrival delay by carrier" in page.get_data(as_text=True)
@@ -72,6 +78,7 @@ def test_hung_backend_times_out_to_503(make_app) -> None:  # type: ignore[no-unt
         app = make_app(
             BACKEND_URL=f"http://127.0.0.1:{port}",
             BACKEND_READ_TIMEOUT_SECONDS=0.3,
+            BACKEND_MAX_TIMEOUT_SECONDS=0.3,  # no adaptive budget here (web/budget.py)
             READINESS_TIMEOUT_SECONDS=0.3,
         )
         client = app.test_client()

@@ -13,8 +13,9 @@ def test_defaults() -> None:
     s = Settings()
     assert s.PORT == 12016
     assert s.BACKEND_URL == "http://127.0.0.1:12015"
-    assert s.BACKEND_CONNECT_TIMEOUT_SECONDS == 1.0
-    assert s.BACKEND_READ_TIMEOUT_SECONDS == 5.0
+    assert s.BACKEND_CONNECT_TIMEOUT_SECONDS == 0.5
+    assert s.BACKEND_READ_TIMEOUT_SECONDS == 0.8
+    assert (s.BACKEND_CIRCUIT_FAILURES, s.BACKEND_CIRCUIT_RESET_SECONDS) == (3, 2.0)
 
 
 def test_production_refuses_default_secret_key() -> None:

@@ -17,26 +17,39 @@ hook adds the current ``X-Request-ID``; each call is timed into
 ``backend_request_duration_seconds`` by the *backend's route template* (each method passes it
 explicitly, never the raw path). Readiness calls are never traced (probes are not traced).
 
-There are no retry loops: a request either succeeds within its timeouts or fails fast. httpx
-drops failed connections from its pool, so a backend outage never poisons the client and the
-frontend recovers by itself as soon as the backend answers again.
+There are no retry loops: a request either succeeds within its timeouts or fails fast. Every
+call passes a per-process circuit breaker (web/circuit_breaker.py): after
+``BACKEND_CIRCUIT_FAILURES`` calls in a row without an answer (or with 502/503/504), calls fail
+at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. A page waits for
+the backend at most its budget in all (web/budget.py: BACKEND_READ_TIMEOUT_SECONDS, 0.8 s,
+while the backend answers quickly; more, up to BACKEND_MAX_TIMEOUT_SECONDS, while it was
+recently slower), counted from when the request arrived at the worker (web/worker.py). So a
+stalled backend costs the first few pages of each worker about a second; the rest answer
+503 in milliseconds. httpx drops failed connections from its pool, so the frontend recovers
+by itself as soon as the backend answers again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
 import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from web.budget import Budget
+from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from web.observability import metrics, tracing
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
+from web.worker import request_arrived_at
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
@@ -45,6 +58,11 @@ REFERENCE_CACHE_SECONDS = 300.0
 # Backend route templates with parameters (metric labels; docs/api.md spells them like this).
 FLIGHT_ROUTE = f"{API_PREFIX}/flights/{{flight_id}}"
 READINESS_ROUTE = "/readyz"
+# Answers that say the backend cannot serve at all (not this request's own fault): like no
+# answer, they count towards opening the circuit.
+CIRCUIT_FAILURE_STATUSES = frozenset({502, 503, 504})
+# A call with less time left in its page's budget is not worth making (seconds).
+MIN_CALL_SECONDS = 0.05
 
 
 class Flight(TypedDict, total=False):
@@ -152,6 +170,12 @@ class BackendValidationError(BackendError):
         self.errors = errors
 
 
+def _circuit_changed(old: State, new: State) -> None:
+    metrics.set_circuit_state(new)
+    log = logger.warning if new == "open" else logger.info
+    log("backend circuit breaker %s -> %s (pid %d)", old, new, os.getpid())
+
+
 def _add_request_id(request: httpx.Request) -> None:
     """httpx request hook: forward the current request id (none outside a request)."""
     request_id = current_request_id()
@@ -187,6 +211,10 @@ class BackendClient:
             write=settings.BACKEND_READ_TIMEOUT_SECONDS,
             pool=settings.BACKEND_CONNECT_TIMEOUT_SECONDS,
         )
+        # How long a page may wait for the backend in all (web/budget.py), per process.
+        self.budget = Budget(
+            settings.BACKEND_READ_TIMEOUT_SECONDS, settings.BACKEND_MAX_TIMEOUT_SECONDS
+        )
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
         # The shared key (BACKEND_API_KEY): the backend refuses /api/v1 calls without it.
         self.default_headers = {"Accept": "application/json"}
@@ -199,6 +227,13 @@ class BackendClient:
         self._client: httpx.Client | None = None
         self._client_pid: int | None = None
         self._cache: dict[str, tuple[float, Any]] = {}
+        # Per process (each gunicorn worker builds its own app): web/circuit_breaker.py.
+        self.breaker = CircuitBreaker(
+            settings.BACKEND_CIRCUIT_FAILURES,
+            settings.BACKEND_CIRCUIT_RESET_SECONDS,
+            on_change=_circuit_changed,
+        )
+        metrics.set_circuit_state("closed")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -261,18 +296,28 @@ class BackendClient:
             kwargs["params"] = _clean_params(params)
         if json is not None:
             kwargs["json"] = json
-        if timeout is not None:
+        page_start: float | None = None
+        budget = 0.0
+        if timeout is None:
+            kwargs["timeout"], page_start, budget = self._page_timeout()
+        else:
             kwargs["timeout"] = timeout
         started = time.perf_counter()
         try:
-            response = self._http().request(method, path or route, **kwargs)
+            response = self._guarded(
+                method, route, lambda: self._http().request(method, path or route, **kwargs)
+            )
         except httpx.TimeoutException as exc:
             self._observe(method, route, None, time.perf_counter() - started)
+            if page_start is not None:
+                self.budget.timed_out(budget)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
         self._observe(method, route, response.status_code, time.perf_counter() - started)
+        if page_start is not None:
+            self.budget.succeeded(time.monotonic() - page_start)
 
         status = response.status_code
         if 200 <= status < 300:
@@ -285,6 +330,51 @@ class BackendClient:
         if status >= 500:
             raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
         raise BackendError(f"backend answered {status}: {detail}", status_code=status)
+
+    def _page_timeout(self) -> tuple[httpx.Timeout, float, float]:
+        """The call's timeouts, cut to what is left of the page's budget (web/budget.py:
+        about BACKEND_READ_TIMEOUT_SECONDS, more while the backend was recently slower),
+        counted from when the request arrived at the worker (web/worker.py), so time spent
+        queued behind other pages counts too. Returns (timeouts, the page's start, its
+        budget); raises BackendUnavailable when nothing is left (no call is made)."""
+        now = time.monotonic()
+        start = request_arrived_at() or now
+        budget = self.budget.seconds()
+        left = start + budget - now
+        if left < MIN_CALL_SECONDS:
+            self.budget.timed_out(budget)
+            raise BackendUnavailable(
+                f"page budget of {budget:.1f} s spent before calling the backend"
+            )
+        timeouts = httpx.Timeout(
+            connect=min(self.timeout.connect or left, left),
+            read=left,
+            write=left,
+            pool=min(self.timeout.pool or left, left),
+        )
+        return timeouts, start, budget
+
+    def _guarded(
+        self, method: str, route: str, send: Callable[[], httpx.Response]
+    ) -> httpx.Response:
+        """``send()`` through the circuit breaker: raises BackendUnavailable at once (no network,
+        observed as outcome ``unavailable`` taking 0 s) while the circuit is open; counts no
+        answer (timeout, refused) and 502/503/504 as failures, any other answer as success."""
+        try:
+            trial = self.breaker.acquire()
+        except CircuitOpen as exc:
+            self._observe(method, route, None, 0.0)
+            raise BackendUnavailable(
+                f"circuit open after {self.breaker.failure_threshold} failed backend calls "
+                f"in a row; next trial in {exc.retry_in:.1f} s"
+            ) from exc
+        success = False
+        try:
+            response = send()
+            success = response.status_code not in CIRCUIT_FAILURE_STATUSES
+            return response
+        finally:
+            self.breaker.record(success, trial)
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -398,7 +488,11 @@ class BackendClient:
             # Probes are not traced, and /readyz has no server span to hang a client span on:
             # without suppression every probe would export an orphan root span.
             with suppress_instrumentation():
-                response = self._http().get(READINESS_ROUTE, timeout=timeout)
+                response = self._guarded(
+                    "GET",
+                    READINESS_ROUTE,
+                    lambda: self._http().get(READINESS_ROUTE, timeout=timeout),
+                )
         except httpx.HTTPError as exc:
             self._observe("GET", READINESS_ROUTE, None, time.perf_counter() - started)
             if isinstance(exc, httpx.TimeoutException):

@@ -97,8 +97,16 @@ class Settings(BaseSettings):
     # Sent as `Authorization: Bearer <key>` on every backend call. A comma-separated list
     # (the backend's rotation form) sends its FIRST key. Required in production.
     BACKEND_API_KEY: SecretStr | None = Field(default=None, validate_default=True)
-    BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
-    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # Seconds. A page waits for the backend at most its budget in all (web/budget.py): the
+    # read timeout while the backend answers quickly (a stalled backend costs a page about a
+    # second), up to the max while it was recently slower (a busy machine, a slow route).
+    BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
+    BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=0.8, gt=0)
+    BACKEND_MAX_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # Circuit breaker (web/circuit_breaker.py, per worker): this many failed calls in a row
+    # open it; it stays open this long (seconds), then one trial call decides.
+    BACKEND_CIRCUIT_FAILURES: int = Field(default=3, ge=1, le=1000)
+    BACKEND_CIRCUIT_RESET_SECONDS: float = Field(default=2.0, gt=0, le=300)
     # /readyz must answer quickly even when the backend hangs: probes have short deadlines.
     READINESS_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0)
     HOST: str = "127.0.0.1"

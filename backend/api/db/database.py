@@ -64,12 +64,90 @@ def _data_changed() -> None:
         _generation += 1
 
 
+@dataclass
+class WriteHealth:
+    """Outcome of the latest writes of this process (what `/readyz` reports as `writes`).
+
+    Times are `time.monotonic()` seconds; None until the first write. Updated by `run_query`
+    for every statement that writes (INSERT, UPDATE, DELETE, COMMIT, CHECKPOINT, DDL).
+    """
+
+    last_success: float | None = None
+    last_failure: float | None = None
+    last_failure_reason: str = ""
+    failures: int = 0  # since the last success
+
+    def reset(self) -> None:
+        """Forget every outcome (a newly opened database)."""
+        self.last_success = self.last_failure = None
+        self.last_failure_reason = ""
+        self.failures = 0
+
+    def record_success(self) -> None:
+        self.last_success = time.monotonic()
+        self.failures = 0
+
+    def record_failure(self, reason: str) -> None:
+        self.last_failure = time.monotonic()
+        self.last_failure_reason = reason
+        self.failures += 1
+
+    def failing_since(self, window_seconds: float) -> str | None:
+        """Why writes fail, when the latest write failed less than `window_seconds` ago."""
+        failed, succeeded = self.last_failure, self.last_success
+        if failed is None or (succeeded is not None and succeeded > failed):
+            return None
+        age = time.monotonic() - failed
+        if age > window_seconds:
+            return None
+        return (
+            f"{self.failures} write(s) failed, the latest {age:.0f} s ago: "
+            f"{self.last_failure_reason}"
+        )
+
+
+# One database per process (the backend is one process): its writes' health. Reset when a
+# database is opened, so tests that open several databases in one process start clean.
+WRITE_HEALTH = WriteHealth()
+
+# Statements whose success proves that a write reached the file.
+_WRITE_OPERATIONS = frozenset({"INSERT", "UPDATE", "DELETE", "COMMIT", "CHECKPOINT"})
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True for failures to write the database or its WAL (disk full, I/O error)."""
+    if not isinstance(exc, duckdb.Error) or is_write_conflict(exc):
+        return False
+    text = str(exc)
+    return isinstance(exc, duckdb.IOException) or any(
+        marker in text for marker in ("No space left", "Could not write", "Failed to commit")
+    )
+
+
 class DatabaseNotReadyError(RuntimeError):
     """The database is not open (start-up not finished, or shutting down). Maps to 503."""
 
 
 class DatabaseLockedError(RuntimeError):
     """Another process held the database file's lock for longer than the lock timeout."""
+
+
+class DatabaseOpenError(RuntimeError):
+    """The database file cannot be opened at all (corrupt header, truncated, a directory, an
+    unwritable directory, a write-ahead log that cannot be replayed, a parent that is a file).
+
+    `reason` is one line for operators (what is wrong and where); `detail` DuckDB's or the
+    operating system's own first line. Restarting does not help: someone must fix the file.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason} ({detail})")
+        self.reason = reason
+        self.detail = detail
+
+
+class StorageWriteError(RuntimeError):
+    """A write could not be stored (e.g. disk full); nothing of it was committed. Maps to 503."""
 
 
 class WriteConflictError(RuntimeError):
@@ -123,9 +201,11 @@ def run_query(
         raise ValueError(f"query {name!r} may not carry its own SQL")
 
     def execute() -> QueryResult:
-        return _execute(cursor, statement, params)
+        return _observe_writes(statement, lambda: _execute(cursor, statement, params))
 
-    if not switch.enabled():  # TELEMETRY_ENABLED=false: no span, no metric observation
+    # TELEMETRY_ENABLED=false, or the readiness checks' own reads (a heartbeat twice a second
+    # and a full read a minute, api/db/checks.py): no span, no metric observation.
+    if not switch.enabled() or name.startswith("readiness_"):
         return faults.run_with_query_fault(name, execute)
     with tracing.query_span(name, statement) as span:
         started = time.perf_counter()
@@ -161,6 +241,26 @@ def _execute(
             _data_changed()
 
 
+def _observe_writes(statement: str, execute: Callable[[], QueryResult]) -> QueryResult:
+    """Run `execute`; for a writing statement record its outcome in `WRITE_HEALTH` and turn
+    a storage failure (disk full, I/O error) into `StorageWriteError`."""
+    operation = tracing.operation_name(statement)
+    if operation == "SELECT":
+        return execute()
+    try:
+        result = execute()
+    except duckdb.Error as exc:
+        if is_storage_error(exc):
+            reason = str(exc).splitlines()[0]
+            WRITE_HEALTH.record_failure(reason)
+            logger.error("write failed: %s", reason)
+            raise StorageWriteError(reason) from exc
+        raise
+    if operation in _WRITE_OPERATIONS:
+        WRITE_HEALTH.record_success()
+    return result
+
+
 def _rollback_quietly(cursor: duckdb.DuckDBPyConnection) -> None:
     # After a failed COMMIT DuckDB has usually rolled back already; ROLLBACK then errors.
     with suppress(duckdb.Error):
@@ -178,7 +278,7 @@ def transaction(cursor: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
     try:
         run_query(cursor, "commit")
-    except duckdb.Error:
+    except (duckdb.Error, StorageWriteError):
         _rollback_quietly(cursor)
         raise
 
@@ -216,6 +316,44 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "Could not set lock on file" in str(exc)
 
 
+def wal_path(path: Path) -> Path:
+    """DuckDB's write-ahead log of the database file at `path` (`<path>.wal`)."""
+    return Path(f"{path}.wal")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _os_error_text(exc: OSError) -> str:
+    return f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
+
+
+# DuckDB's messages (duckdb 2.0) for files it cannot open, and what they mean for an operator.
+_OPEN_FAILURES = (
+    ("Failure while replaying WAL", "its write-ahead log {wal} cannot be replayed (corrupt or "
+     "unreadable); move the .wal file away to open the database without the changes it holds"),
+    ("not a valid DuckDB database file", "{path} is not a DuckDB database file (corrupt header, "
+     "or another kind of file)"),
+    ("Could not read enough bytes", "{path} is truncated (shorter than its own header says)"),
+    ("Corrupt database file", "{path} is corrupt (a block's checksum does not match)"),
+    ("Is a directory", "{path} is a directory, not a database file"),
+    ("Not a directory", "a parent of {path} is a file, not a directory"),
+    ("Read-only file system", "{path} or its directory is not writable (read-only file system)"),
+    ("Permission denied", "{path} or its directory is not writable (permission denied)"),
+    ("No space left", "there is no space left on the device of {path}"),
+)  # fmt: skip
+
+
+def _open_failure_reason(exc: BaseException, path: Path) -> str:
+    text = str(exc)
+    for marker, reason in _OPEN_FAILURES:
+        if marker in text:
+            return reason.format(path=path, wal=wal_path(path))
+    return f"DuckDB cannot open {path}"
+
+
 class Database:
     """The process's one DuckDB connection; hands out a cursor per request/thread.
 
@@ -238,23 +376,43 @@ class Database:
         threads: int = 2,
         lock_timeout_seconds: float = 30.0,
         cancel: threading.Event | None = None,
+        on_lock_wait: Callable[[], None] | None = None,
     ) -> Database:
         """Open (creating the file and its directory if needed) the database at `path`.
 
         While another process holds the file's lock (e.g. the old container of a rolling
-        deploy) retries every second for up to `lock_timeout_seconds`, logging each retry,
-        then raises `DatabaseLockedError`; setting `cancel` ends the wait early the same way.
-        `memory_limit` (e.g. "1GB") and `threads` bound DuckDB, which otherwise sizes itself
-        from the host rather than the container.
+        deploy) retries every second for up to `lock_timeout_seconds`, logging each retry and
+        calling `on_lock_wait` before each wait, then raises `DatabaseLockedError`; setting
+        `cancel` ends the wait early the same way. `memory_limit` (e.g. "1GB") and `threads`
+        bound DuckDB, which otherwise sizes itself from the host rather than the container.
+
+        A write-ahead log left by a crash is replayed by DuckDB while it opens the file, but
+        not folded into it: when one was there, this runs CHECKPOINT right after, so the WAL
+        does not grow from crash to crash and the next start does not replay it again.
+
+        Raises `DatabaseOpenError` (one-line reason) when the file cannot be opened at all.
         """
         cancel = cancel or threading.Event()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise DatabaseOpenError(
+                f"a parent of {path} is a file, not a directory", _os_error_text(exc)
+            ) from exc
+        except OSError as exc:
+            raise DatabaseOpenError(
+                f"cannot create the directory of {path} (not writable?)", _os_error_text(exc)
+            ) from exc
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit,
             "threads": threads,
         }
+        wal = wal_path(path)
+        wal_bytes = wal.stat().st_size if wal.is_file() else 0
 
         def log_retry(state: RetryCallState) -> None:
+            if on_lock_wait is not None:
+                on_lock_wait()
             logger.warning(
                 "database %s is locked by another process; retry %d, waited %.1f of %.1f s",
                 path,
@@ -266,6 +424,7 @@ class Database:
         def sleep_unless_cancelled(seconds: float) -> None:
             cancel.wait(seconds)  # returns at once when cancelled
 
+        started = time.perf_counter()
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_lock_error),
@@ -277,16 +436,32 @@ class Database:
             ):
                 with attempt:
                     connection = duckdb.connect(str(path), config=config)
-        except duckdb.IOException as exc:
+        except duckdb.Error as exc:
             if _is_lock_error(exc):
                 raise DatabaseLockedError(
                     f"database file {path} is locked by another process; gave up after "
                     f"{lock_timeout_seconds} s (DB_LOCK_TIMEOUT_SECONDS). Only one backend "
                     f"process may use the file. DuckDB said: {exc}"
                 ) from exc
-            raise
+            raise DatabaseOpenError(_open_failure_reason(exc, path), _first_line(exc)) from exc
         logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
-        return cls(connection, path)
+        WRITE_HEALTH.reset()  # a fresh record for this database
+        database = cls(connection, path)
+        if wal_bytes:
+            replayed = time.perf_counter() - started
+            try:
+                run_query(connection, "checkpoint")
+            except (duckdb.Error, StorageWriteError) as exc:
+                # Still usable (the WAL is replayed); the next CHECKPOINT or clean stop folds it.
+                logger.error("CHECKPOINT after replaying the write-ahead log failed: %s", exc)
+            else:
+                logger.info(
+                    "replayed the write-ahead log %s (%d bytes) in %.2f s and checkpointed it",
+                    wal,
+                    wal_bytes,
+                    replayed,
+                )
+        return database
 
     @property
     def is_open(self) -> bool:

@@ -33,6 +33,12 @@ _FLIGHTS_CSV_COLUMNS = """{
     'dest': 'VARCHAR', 'air_time': 'INTEGER', 'distance': 'INTEGER', 'hour': 'INTEGER',
     'minute': 'INTEGER', 'time_hour': 'VARCHAR'}"""
 
+# Every table of the schema (the readiness check reads them all).
+_ALL_TABLES = (
+    "flights", "airlines", "airports", "planes", "weather", "id_counters", "demo_data_loads",
+    "schema_migrations",
+)  # fmt: skip
+
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
     {
         # --- transactions and housekeeping -------------------------------------------------
@@ -40,7 +46,14 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         "commit": "COMMIT",
         "rollback": "ROLLBACK",
         "checkpoint": "CHECKPOINT",
-        "readiness_select_one": "SELECT 1",
+        # Readiness (api/db/checks.py): a live read of real rows, and a full read of every
+        # table (a hash over all rows reads every block, so DuckDB verifies every checksum).
+        "readiness_read_rows": "SELECT * FROM flights LIMIT 1",
+        **{
+            # The table names are the constants above, never input.
+            f"readiness_scan_{table}": f"SELECT bit_xor(hash(t)) FROM {table} AS t"  # nosec B608
+            for table in _ALL_TABLES
+        },
         # --- migrations bookkeeping --------------------------------------------------------
         "migrations_create_table": """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -122,18 +135,41 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                       > ($after_year, $after_month, $after_day, $after_sched_dep_time, $after_id))
             ORDER BY year, month, day, sched_dep_time, id
             LIMIT $limit""",  # nosec B608
-        # Ids come from a counter row rather than max(id)+1, so a deleted id is never reused;
-        # concurrent inserts conflict on this row and are retried (DuckDB is optimistic).
-        "flight_next_id": """
-            UPDATE id_counters SET next_id = next_id + 1 WHERE name = 'flights'
-            RETURNING next_id - 1 AS id""",
-        "flight_insert": f"""
+        # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
+        # block, never one per create, so concurrent creates do not conflict on this row.
+        "id_block_reserve": """
+            UPDATE id_counters SET next_id = next_id + $count WHERE name = $name
+            RETURNING next_id""",
+        # Many creates in one statement (api/db/batch.py, group commit): every parameter is a
+        # list with one value per new flight; the time zone of each origin comes from a join.
+        "flight_insert_batch": f"""
             INSERT INTO flights (id, year, month, day, dep_time, sched_dep_time, dep_delay,
                 arr_time, sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest,
                 air_time, distance, hour, minute, time_hour)
-            VALUES ($id, $year, $month, $day, $dep_time, $sched_dep_time, $dep_delay,
-                $arr_time, $sched_arr_time, $arr_delay, $carrier, $flight, $tailnum, $origin,
-                $dest, $air_time, $distance, $hour, $minute, {_TIME_HOUR_EXPR})""",  # nosec B608
+            SELECT n.id, n.year, n.month, n.day, n.dep_time, n.sched_dep_time, n.dep_delay,
+                n.arr_time, n.sched_arr_time, n.arr_delay, n.carrier, n.flight, n.tailnum,
+                n.origin, n.dest, n.air_time, n.distance, n.hour, n.minute,
+                timezone('UTC', make_timestamptz(n.year, n.month, n.day, n.hour, 0, 0.0,
+                    coalesce(a.tzone, 'America/New_York')))
+            FROM (
+                SELECT unnest($id::BIGINT[]) AS id, unnest($year::INTEGER[]) AS year,
+                    unnest($month::INTEGER[]) AS month, unnest($day::INTEGER[]) AS day,
+                    unnest($dep_time::INTEGER[]) AS dep_time,
+                    unnest($sched_dep_time::INTEGER[]) AS sched_dep_time,
+                    unnest($dep_delay::INTEGER[]) AS dep_delay,
+                    unnest($arr_time::INTEGER[]) AS arr_time,
+                    unnest($sched_arr_time::INTEGER[]) AS sched_arr_time,
+                    unnest($arr_delay::INTEGER[]) AS arr_delay,
+                    unnest($carrier::VARCHAR[]) AS carrier,
+                    unnest($flight::INTEGER[]) AS flight,
+                    unnest($tailnum::VARCHAR[]) AS tailnum,
+                    unnest($origin::VARCHAR[]) AS origin, unnest($dest::VARCHAR[]) AS dest,
+                    unnest($air_time::INTEGER[]) AS air_time,
+                    unnest($distance::INTEGER[]) AS distance,
+                    unnest($hour::INTEGER[]) AS hour, unnest($minute::INTEGER[]) AS minute
+            ) AS n
+            LEFT JOIN airports AS a ON a.faa = n.origin
+            RETURNING {FLIGHT_COLUMNS}""",  # nosec B608
         "flight_update": f"""
             UPDATE flights SET year = $year, month = $month, day = $day,
                 dep_time = $dep_time, sched_dep_time = $sched_dep_time, dep_delay = $dep_delay,
@@ -142,9 +178,14 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                 dest = $dest, air_time = $air_time, distance = $distance, hour = $hour,
                 minute = $minute, time_hour = {_TIME_HOUR_EXPR}
             WHERE id = $id
-            RETURNING id""",  # nosec B608
+            RETURNING {FLIGHT_COLUMNS}""",  # nosec B608
         "flight_delete": "DELETE FROM flights WHERE id = $id RETURNING id",
-        "carrier_exists": "SELECT count(*) FROM airlines WHERE carrier = $carrier",
+        # A known carrier (airlines) and an origin flights leave from. EXISTS stops at the first
+        # matching row: no full scan of flights for a valid origin.
+        "flight_references_exist": """
+            SELECT EXISTS (SELECT 1 FROM airlines WHERE carrier = $carrier) AS carrier_known,
+                   EXISTS (SELECT 1 FROM flights WHERE origin = $origin) AS origin_known""",
+        # Full scan: only for the message of a failed origin check.
         "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
         # --- statistics --------------------------------------------------------------------
         "stats_carriers": """

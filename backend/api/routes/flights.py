@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 import duckdb
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api.db.database import retry_on_conflict, run_query, transaction
-from api.dependencies import Cursor
+from api.dependencies import Cursor, FlightIds, GroupWrites, get_database
 from api.http_semantics import JsonBodyRoute
 from api.problems import FieldError, ValidationProblem
 from api.schemas import (
@@ -83,20 +83,22 @@ def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
             errors.append(
                 {"field": "day", "message": f"{year:04d}-{month:02d}-{day:02d} is not a real date"}
             )
-    carrier = record.get("carrier")
-    if carrier is not None and not run_query(db, "carrier_exists", {"carrier": carrier}).scalar():
+    carrier, origin = record.get("carrier"), record.get("origin")
+    # One statement for both references (each statement costs ~0.25 ms of fixed overhead).
+    known = run_query(db, "flight_references_exist", {"carrier": carrier, "origin": origin})
+    carrier_known, origin_known = known.rows[0]
+    if carrier is not None and not carrier_known:
         errors.append({"field": "carrier", "message": f"unknown carrier {carrier!r}"})
-    origin = record.get("origin")
-    if origin is not None:
+    if origin is not None and not origin_known:
+        # The full list only for the message of this (rare) failure.
         origins = [row[0] for row in run_query(db, "flight_origins").rows]
-        if origin not in origins:
-            errors.append(
-                {
-                    "field": "origin",
-                    "message": f"origin {origin!r} is not an airport flights leave from "
-                    f"({', '.join(origins)})",
-                }
-            )
+        errors.append(
+            {
+                "field": "origin",
+                "message": f"origin {origin!r} is not an airport flights leave from "
+                f"({', '.join(origins)})",
+            }
+        )
     if errors:
         raise ValidationProblem(errors)
 
@@ -167,42 +169,54 @@ def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
 
 
 @router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
-def create_flight(db: Cursor, body: FlightCreate, response: Response) -> dict[str, Any]:
-    """Create a flight with the next id; 201 with a Location header, 422 on bad input."""
+def create_flight(
+    request: Request,
+    db: Cursor,
+    ids: FlightIds,
+    writes: GroupWrites,
+    body: FlightCreate,
+    response: Response,
+) -> dict[str, Any]:
+    """Create a flight with a new id; 201 with a Location header, 422 on bad input.
+
+    Validation reads before the write, the id comes from the process's block (api/db/ids.py)
+    and the answer is the row as the INSERT wrote it (RETURNING): the write is one statement
+    that no concurrent create conflicts with, committed in a group (api/db/batch.py).
+    """
     record = body.model_dump()
     check_flight(db, record)
+    flight_id = ids.next_id(db)
 
-    def insert() -> int:
-        with transaction(db):
-            flight_id = int(run_query(db, "flight_next_id").scalar())
-            run_query(db, "flight_insert", _write_params(record, flight_id))
-        return flight_id
-
-    flight_id = retry_on_conflict(insert)
+    # Written and committed together with the creates of other requests queued meanwhile:
+    # one statement, one WAL sync for all of them (api/db/batch.py); returns once committed.
+    row = writes.execute(get_database(request), _write_params(record, flight_id))
     response.headers["Location"] = f"{router.prefix}/{flight_id}"
-    return _get_flight(db, flight_id)
+    return row
 
 
 @router.patch("/{flight_id}", response_model=Flight)
 def patch_flight(db: Cursor, flight_id: int, body: FlightPatch) -> dict[str, Any]:
     """Apply the fields sent to a stored flight; the merged record must be valid.
 
-    404 for an unknown id, 422 if the merged record breaks a rule (nothing is written).
+    404 for an unknown id, 422 if the merged record breaks a rule (nothing is written). The
+    answer is the row as this request's own transaction wrote it (UPDATE ... RETURNING), never
+    a later re-read that could show another writer's values.
     """
     changes = body.model_dump(include=body.model_fields_set)
 
-    def update() -> None:
+    def update() -> dict[str, Any]:
         # Read, check and write in one transaction: a concurrent change makes it conflict
         # (and retry) instead of being silently overwritten.
         with transaction(db):
             stored = _get_flight(db, flight_id)
             record = {name: stored[name] for name in INPUT_FIELDS} | changes
             check_flight(db, record)
-            if not run_query(db, "flight_update", _write_params(record, flight_id)).rows:
+            row = run_query(db, "flight_update", _write_params(record, flight_id)).first()
+            if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
+        return row
 
-    retry_on_conflict(update)
-    return _get_flight(db, flight_id)
+    return retry_on_conflict(update)
 
 
 @router.delete("/{flight_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

@@ -14,7 +14,10 @@ Metrics (docs/observability.md, "Metrics"); durations in seconds:
   http_response_status_code}; its ``_count`` is the request count.
 - ``http_server_active_requests`` gauge {http_request_method, http_route}, livesum.
 - ``backend_request_duration_seconds`` histogram {http_request_method, http_route (backend
-  route template), outcome: ok | client_error | server_error | unavailable}.
+  route template), outcome: ok | client_error | server_error | unavailable}; a call refused
+  by the open circuit breaker is ``unavailable`` taking 0 s.
+- ``backend_circuit_breaker_state`` gauge {state: closed | open | half_open}, livesum: how
+  many workers' circuit breakers are in each state.
 - ``app_build_info`` gauge = 1 {service_name, version, git_commit}, max.
 
 Label values are bounded: routes are templates (``unmatched`` when none matched), methods
@@ -44,6 +47,8 @@ KNOWN_METHODS = frozenset(
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 BackendOutcome = Literal["ok", "client_error", "server_error", "unavailable"]
+# Label values of backend_circuit_breaker_state (web/circuit_breaker.py).
+CIRCUIT_STATES = ("closed", "open", "half_open")
 
 HTTP_SERVER_DURATION = Histogram(
     "http_server_request_duration_seconds",
@@ -63,6 +68,14 @@ BACKEND_DURATION = Histogram(
     "Duration of calls to the backend API, by backend route template and outcome (seconds).",
     ["http_request_method", "http_route", "outcome"],
     buckets=DURATION_BUCKETS,
+)
+CIRCUIT_STATE = Gauge(
+    "backend_circuit_breaker_state",
+    "Worker processes whose circuit breaker around backend calls is in this state.",
+    ["state"],
+    # Each worker sets 1 for its state and 0 for the others: the sum counts workers; a dead
+    # worker's value disappears with it.
+    multiprocess_mode="livesum",
 )
 BUILD_INFO = Gauge(
     "app_build_info",
@@ -100,6 +113,12 @@ def observe_backend(method: str, route: str, status_code: int | None, seconds: f
     BACKEND_DURATION.labels(normalize_method(method), route, backend_outcome(status_code)).observe(
         seconds
     )
+
+
+def set_circuit_state(state: str) -> None:
+    """Publish this worker's circuit breaker state: 1 for ``state``, 0 for the other states."""
+    for name in CIRCUIT_STATES:
+        CIRCUIT_STATE.labels(name).set(1 if name == state else 0)
 
 
 def set_build_info(info: ServiceInfo) -> None:

@@ -1,4 +1,9 @@
-"""Health endpoints (JSON, no CSRF): ``/livez``, ``/readyz`` and ``/health``."""
+"""Health endpoints (JSON, no CSRF): ``/livez``, ``/readyz`` and ``/health``.
+
+Served by gunicorn's probe lane (web/worker.py): they never wait for a thread behind page
+requests. Bodies: ``{"status", "checks": {"backend": ...}, "circuit_breaker": "closed" |
+"open" | "half_open"}``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ def livez() -> ResponseReturnValue:
 
 def _backend_check() -> str:
     """ "ok" when the backend's ``/readyz`` answers ready within the readiness timeout, else
-    the reason (e.g. "connection refused")."""
+    the reason (e.g. "connection refused"). While the circuit breaker is open the answer is
+    immediate ("circuit open ..."): the probe makes no call and waits for nothing."""
     try:
         backend().ready()
     except BackendUnavailable as exc:
@@ -28,7 +34,12 @@ def _backend_check() -> str:
 
 
 def _answer(status: str, backend_check: str, code: int) -> ResponseReturnValue:
-    response = jsonify(status=status, checks={"backend": backend_check})
+    response = jsonify(
+        status=status,
+        checks={"backend": backend_check},
+        # This worker's circuit breaker around backend calls (web/circuit_breaker.py).
+        circuit_breaker=backend().breaker.state,
+    )
     response.status_code = code
     response.headers["Cache-Control"] = "no-store"
     return response
