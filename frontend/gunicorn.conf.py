@@ -44,6 +44,7 @@ from pydantic import ValidationError
 # before the fork.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from web import service_info
+from web.deployment import startup_warnings
 from web.observability import ServiceInfo, service_version, tracing
 from web.observability import logging as obs_logging
 from web.observability import metrics as obs_metrics
@@ -145,12 +146,15 @@ control_socket_disable = True
 
 def on_starting(server):
     """Master, once, before any worker: empty the multiprocess directory (stale samples of an
-    earlier run would be merged into this run's counters)."""
+    earlier run would be merged into this run's counters), and warn about a deployment whose
+    forms cannot work (web/deployment.py)."""
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     removed = obs_metrics.empty_multiproc_dir(path)
     server.log.info(
         "prometheus multiprocess directory ready: %s (%d stale files removed)", path, removed
     )
+    for warning in startup_warnings(_settings.session_cookie_secure):
+        server.log.warning(warning)
 
 
 def post_fork(server, worker):

@@ -3,14 +3,23 @@
 # file and loads the demo data on its first start) and then the frontend (gunicorn).
 # Ctrl-C (or SIGTERM) stops both and waits for them, so the backend can CHECKPOINT.
 # The all-in-one Nixpacks deployment (../nixpacks.toml) runs this script as PID 1 with the
-# image's virtual environments in BACKEND_VENV and FRONTEND_VENV.
+# image's virtual environments in BACKEND_VENV and FRONTEND_VENV; ports: BACKEND_PORT (12015,
+# loopback only) and FRONTEND_PORT, else PORT, else 12016.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 backend_venv="${BACKEND_VENV:-$root/backend/.venv}"
 frontend_venv="${FRONTEND_VENV:-$root/frontend/.venv}"
 
 backend_port="${BACKEND_PORT:-12015}"
-frontend_port="${FRONTEND_PORT:-12016}"
+# The frontend is what the outside reaches: in a container it listens on PORT, which Coolify
+# sets to the first "Ports exposes" entry (so the proxy and the health check find it).
+frontend_port="${FRONTEND_PORT:-${PORT:-12016}}"
+if [ "$frontend_port" = "$backend_port" ]; then
+  echo "run: the frontend's port $frontend_port (PORT, in Coolify the first \"Ports exposes\"" \
+    "entry) is also the backend's internal port (BACKEND_PORT): set Ports exposes to 12016" \
+    "(or BACKEND_PORT to another port)" >&2
+  exit 2
+fi
 export DATABASE_PATH="${DATABASE_PATH:-$root/data/app.db}"
 mkdir -p "$(dirname "$DATABASE_PATH")"
 # The key both services share (the backend refuses /api/v1 without it, the frontend sends

@@ -246,7 +246,8 @@ def test_scrape_config_shape() -> None:
         job = jobs[name]
         assert job.get("metrics_path", "/metrics") == "/metrics"
         assert len(job["static_configs"]) == 1, "one static_configs entry per job"
-        assert job["static_configs"][0]["targets"] == [f"{name}:{port}"]
+        # The network aliases of ops/coolify.md (tests/test_nixpacks.py holds the two equal).
+        assert job["static_configs"][0]["targets"] == [f"flights-{name}:{port}"]
         # The default must scrape services that run without METRICS_TOKEN; the token is opt-in.
         assert "authorization" not in job and "bearer_token_file" not in job
     assert "credentials_file: /etc/prometheus/metrics_token" in PROM_CONFIG.read_text()

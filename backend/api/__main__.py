@@ -23,6 +23,7 @@ from api import __version__, exits
 from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
+from api.deployment import deployment_warnings
 from api.main import configure_logging_for, create_app
 from api.observability import tracing
 from api.observability.logging import configure_logging
@@ -53,6 +54,8 @@ def serve(settings: Settings) -> int:
     # uvicorn re-raises the signal after its graceful shutdown, which would end the process
     # with -SIGTERM; SIGTERM is the normal way to stop, so that last delivery exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    for warning in deployment_warnings(settings):
+        logger.warning(warning)
     try:
         _run_uvicorn(settings)
     finally:

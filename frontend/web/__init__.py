@@ -10,6 +10,7 @@ from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFProtect
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
+from web import deployment
 from web.backend_client import BackendClient
 from web.formatting import register_filters
 from web.observability import ServiceInfo, service_version, tracing
@@ -73,11 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # TLS ends at the proxy; in production the browser only ever talks HTTPS.
-        SESSION_COOKIE_SECURE=(
-            settings.APP_ENV == "production"
-            if settings.SESSION_COOKIE_SECURE is None
-            else settings.SESSION_COOKIE_SECURE
-        ),
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         # Never show a stack trace: errors go through our handlers, even in development.
         DEBUG=False,
         PROPAGATE_EXCEPTIONS=False,
@@ -106,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
     csrf.init_app(app)
     register_filters(app)
+    deployment.install(app)
 
     from web.views import dashboard, errors, flights, health, metrics
 

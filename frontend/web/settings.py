@@ -224,6 +224,14 @@ class Settings(BaseSettings):
         return self.BACKEND_API_KEY.get_secret_value().split(",")[0].strip()
 
     @property
+    def session_cookie_secure(self) -> bool:
+        """Whether the session cookie is ``Secure``: ``SESSION_COOKIE_SECURE``, by default
+        exactly when ``APP_ENV=production`` (TLS ends at the proxy)."""
+        if self.SESSION_COOKIE_SECURE is None:
+            return self.APP_ENV == "production"
+        return self.SESSION_COOKIE_SECURE
+
+    @property
     def backend_base_url(self) -> str:
         """``BACKEND_URL`` without a trailing slash."""
         return self.BACKEND_URL.rstrip("/")

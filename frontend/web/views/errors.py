@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from web.backend_client import BackendError, BackendNotFound, BackendUnavailable
+from web.deployment import refused_for_plain_http
 
 RETRY_AFTER_SECONDS = 10
 
@@ -49,6 +50,9 @@ def register(app: Flask) -> None:
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
         # Flight forms show themselves again instead (web/views/flights.py); this page is
         # for any other POST without a valid token.
+        plain_http = refused_for_plain_http()
+        if plain_http:
+            return _page(400, "Forms need HTTPS", plain_http)
         return _page(
             400,
             "Form expired",

@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
 from web.backend_client import BackendError, BackendValidationError, Flight
+from web.deployment import refused_for_plain_http
 from web.forms import DeleteForm, FlightForm, SearchForm, apply_backend_errors, options
 from web.views import backend
 
@@ -178,7 +179,9 @@ def delete(flight_id: int) -> ResponseReturnValue:
 def form_expired(exc: CSRFError) -> ResponseReturnValue:
     """A flight form posted with an expired or missing CSRF token: nothing is written; the
     form is shown again with the values entered, a fresh token and a message (400), so no
-    typing is lost. The delete confirmation is shown again the same way."""
+    typing is lost. The delete confirmation is shown again the same way. Over plain http
+    with a Secure cookie the message says so (web/deployment.py): reloading cannot help."""
+    message = refused_for_plain_http() or EXPIRED_MESSAGE
     flight_id = (request.view_args or {}).get("flight_id")
     if request.endpoint == "flights.delete" and flight_id is not None:
         flight = backend().get_flight(flight_id)
@@ -187,7 +190,7 @@ def form_expired(exc: CSRFError) -> ResponseReturnValue:
             flight=flight,
             form=DeleteForm(formdata=None),
             carrier_name=_airline_names().get(flight["carrier"]),
-            expired_message=EXPIRED_MESSAGE,
+            expired_message=message,
         )
         return page, 400
     if request.endpoint not in ("flights.create", "flights.edit"):
@@ -195,5 +198,5 @@ def form_expired(exc: CSRFError) -> ResponseReturnValue:
     original = backend().get_flight(flight_id) if flight_id is not None else None
     form = FlightForm(formdata=request.form)
     _set_choices(form)
-    form.form_errors.append(EXPIRED_MESSAGE)
+    form.form_errors.append(message)
     return render_template("flights/form.html", form=form, flight=original), 400
