@@ -16,7 +16,6 @@ class Clock:
 def test_fast_backend_gets_the_floor_slow_one_more_and_it_decays() -> None:
     clock = Clock()
     budget = Budget(floor=1.0, cap=5.0, half_life=10.0, clock=clock)
-    assert budget.seconds() == 1.0
     budget.succeeded(0.05)
     assert budget.seconds() == 1.0  # twice 50 ms is below the floor
     budget.succeeded(1.3)  # a busy machine: pages waited 1.3 s
@@ -36,4 +35,15 @@ def test_timeouts_double_the_budget_up_to_the_cap_and_a_success_ends_it() -> Non
     budget.timed_out(4.0)
     assert budget.seconds() == 5.0
     budget.succeeded(0.01)
+    assert budget.seconds() == 1.0
+
+
+def test_a_worker_without_an_answer_yet_allows_the_cap() -> None:
+    # Regression: a new worker started at the floor, so a cold start slower than it failed the
+    # worker's first pages in parallel and opened its circuit breaker (load gate, CI).
+    budget = Budget(floor=1.0, cap=5.0, clock=Clock())
+    assert budget.seconds() == 5.0
+    budget.timed_out(5.0)  # a timeout is not an answer: still nothing learnt
+    assert budget.seconds() == 5.0
+    budget.succeeded(0.2)
     assert budget.seconds() == 1.0

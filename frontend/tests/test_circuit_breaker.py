@@ -55,6 +55,29 @@ def test_opens_after_consecutive_failures_then_one_trial_decides() -> None:
     ]
 
 
+def test_failures_overlapping_a_success_do_not_open_the_circuit() -> None:
+    # Regression: on a busy machine a burst of pages timed out together while other calls
+    # were still answered; their failures opened the circuit (1.9 % failed pages in the load
+    # gate's slow-machine self-test on CI).
+    clock = Clock()
+    breaker = CircuitBreaker(3, 2.0, clock=clock)
+    started = clock.now
+    slow = [breaker.acquire() for _ in range(4)]  # four calls admitted together
+    clock.now += 0.5
+    breaker.record(True, breaker.acquire(), clock.now)  # another call is answered meanwhile
+    clock.now += 0.5
+    for trial in slow:  # the four then time out
+        breaker.record(False, trial, started)
+    assert breaker.state == "closed"
+    # Calls admitted after the last success that all fail: a stall, which opens it.
+    for _ in range(3):
+        started = clock.now
+        trial = breaker.acquire()
+        clock.now += 0.8
+        breaker.record(False, trial, started)
+    assert breaker.state == "open"
+
+
 def test_calls_run_concurrently_through_the_breaker() -> None:
     """pybreaker holds its lock for the whole call; this one must not serialise calls."""
     breaker = CircuitBreaker(3, 2.0)

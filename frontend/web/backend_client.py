@@ -360,6 +360,7 @@ class BackendClient:
         """``send()`` through the circuit breaker: raises BackendUnavailable at once (no network,
         observed as outcome ``unavailable`` taking 0 s) while the circuit is open; counts no
         answer (timeout, refused) and 502/503/504 as failures, any other answer as success."""
+        started = time.monotonic()
         try:
             trial = self.breaker.acquire()
         except CircuitOpen as exc:
@@ -374,7 +375,7 @@ class BackendClient:
             success = response.status_code not in CIRCUIT_FAILURE_STATUSES
             return response
         finally:
-            self.breaker.record(success, trial)
+            self.breaker.record(success, trial, started)
 
     def _json(self, response: httpx.Response) -> Any:
         try:

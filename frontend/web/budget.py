@@ -13,8 +13,15 @@ timeout follows the round trip:
 - `timed_out(budget)`: a call that ran out of budget doubles the next budget (up to the cap),
   so a cold or suddenly slower backend is learnt instead of failing every page forever.
 - `succeeded(waited)`: records a wait (seconds from the page's arrival to the answer) and ends
-  the back-off. A new worker starts at the floor: a cold start slower than that fails its
-  first pages, which double the budget, until the answers say how fast the backend is.
+  the back-off.
+- A new worker, which has not had an answer yet, allows the cap: it cannot know yet how fast
+  the backend is, and a cold start (first queries, a busy machine) slower than the floor used
+  to fail its first pages at once, in parallel, which opened the circuit breaker and turned
+  two more seconds of that worker's pages into 503s (seen as 1.9 % failed requests in the
+  load gate's slow-machine self-test). TCP likewise uses a conservative timeout until its first
+  round-trip sample (RFC 6298, section 2.1). The first answer ends this; the budget is then
+  learnt as above. A backend stalled before a worker's first answer costs its first pages the
+  cap, after which the breaker is open.
 
 Per worker process, thread-safe.
 """
@@ -44,6 +51,7 @@ class Budget:
         self._slowest = 0.0  # decaying maximum of recent successful waits
         self._at = clock()
         self._backoff = 0.0  # budget after a timeout (0: none)
+        self._answered = False  # no answer yet: the budget is the cap
 
     def _decayed(self, now: float) -> float:
         return self._slowest * 0.5 ** ((now - self._at) / self.half_life)
@@ -51,6 +59,8 @@ class Budget:
     def seconds(self) -> float:
         """The budget for a page starting now."""
         with self._lock:
+            if not self._answered:
+                return self.cap
             wanted = max(2 * self._decayed(self._clock()), self._backoff)
         return min(max(wanted, self.floor), self.cap)
 
@@ -61,6 +71,7 @@ class Budget:
             self._slowest = max(waited, self._decayed(now))
             self._at = now
             self._backoff = 0.0
+            self._answered = True
 
     def timed_out(self, budget: float) -> None:
         """A call ran out of the page's `budget`: the next page gets twice as long."""

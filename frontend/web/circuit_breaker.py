@@ -40,8 +40,8 @@ class CircuitOpen(Exception):
 class CircuitBreaker:
     """Thread-safe breaker state; the lock is held only for state changes, never for a call.
 
-    Use: `trial = breaker.acquire()` (raises `CircuitOpen`), make the call, then
-    `breaker.record(success, trial)`. `failure_threshold` >= 1 consecutive failures open the
+    Use: `started = clock(); trial = breaker.acquire()` (raises `CircuitOpen`), make the call,
+    then `breaker.record(success, trial, started)`. `failure_threshold` >= 1 consecutive failures open the
     circuit for `reset_seconds` (> 0). `clock` is `time.monotonic` (seconds).
     """
 
@@ -63,6 +63,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trial_running = False
+        self._last_success = float("-inf")  # clock reading of the latest success
 
     @property
     def state(self) -> State:
@@ -87,15 +88,25 @@ class CircuitBreaker:
                 return True
             raise CircuitOpen(max(wait, 0.0))
 
-    def record(self, success: bool, trial: bool) -> None:
-        """Count the outcome of a call admitted by `acquire` (`trial` as it returned)."""
+    def record(self, success: bool, trial: bool, started: float | None = None) -> None:
+        """Count the outcome of a call admitted by `acquire` (`trial` as it returned).
+
+        `started` is the clock reading (seconds) when the call was admitted. A failed call
+        during which another call succeeded does not count towards opening: the backend was
+        answering, only slowly (a burst of pages on a busy machine timing out together used to
+        open the circuit and turn two more seconds of pages into 503s). A stalled backend
+        answers nothing, so its failures still open the circuit after `failure_threshold`.
+        """
         with self._lock:
             if trial:
                 self._trial_running = False
             if success:
+                self._last_success = self._clock()
                 self._failures = 0
                 if self._state != "closed" and (trial or self._state == "half_open"):
                     self._change("closed")
+                return
+            if not trial and started is not None and started < self._last_success:
                 return
             self._failures += 1
             if trial or (self._state == "closed" and self._failures >= self.failure_threshold):
