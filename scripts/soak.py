@@ -133,6 +133,9 @@ def main() -> int:
         "APP_ENV": "production",
         "LOG_LEVEL": "WARNING",
         "METRICS_TOKEN": token,
+        # The backend refuses to start in production without it; the frontend and Locust's
+        # ApiUser send it.
+        "BACKEND_API_KEY": secrets.token_urlsafe(32),
     }
     backend = frontend = locust = None
     try:
