@@ -13,11 +13,13 @@ import logging
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 import duckdb
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from api import __version__, exits
 from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
@@ -63,13 +65,45 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a drain period before its graceful shutdown.
+
+    On the first SIGTERM/SIGINT it sets `app.state.draining` (/readyz and /health answer 503
+    "draining" at once, api/routes/health.py) and keeps serving for `drain_seconds`; then
+    uvicorn's own graceful shutdown runs: stop listening, close idle keep-alive connections,
+    let in-flight requests finish (`timeout_graceful_shutdown`), then the lifespan's shutdown
+    (CHECKPOINT, close: the lock is free for the next container). A second signal stops at
+    once, as uvicorn does.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.fastapi_app = app
+        self.drain_seconds = drain_seconds
+        self._timer: threading.Timer | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Signal handler (main thread): start draining, or stop now on a second signal."""
+        self.fastapi_app.state.draining = True
+        if self._timer is not None or self.drain_seconds <= 0:
+            if self._timer is not None:
+                self._timer.cancel()
+            super().handle_exit(sig, frame)
+            return
+        logger.info("signal %d: draining for %.1f s, then shutting down", sig, self.drain_seconds)
+        # uvicorn's main loop polls should_exit every 0.1 s: setting it from a timer is safe.
+        self._timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
+        self._timer.daemon = True
+        self._timer.start()
+
+
 def _run_uvicorn(settings: Settings) -> None:
     app = create_app(settings)
     # Everything imported and built so far lives as long as the process: take it out of the
     # cyclic GC's reach, or every full collection walks it again. Those pauses (tens of ms,
     # holding the GIL) were the probes' p99 under load (docs/resilience.md).
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -91,6 +125,7 @@ def _run_uvicorn(settings: Settings) -> None:
         access_log=False,
         server_header=False,
     )
+    DrainingServer(config, app, settings.shutdown_drain_seconds).run()
 
 
 def migrate(settings: Settings) -> int:

@@ -271,6 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = None
     app.state.database_status = OPENING
+    app.state.draining = False  # set on SIGTERM (api/__main__.py): the probes answer 503
     # The full read of every table (the `data` readiness check, api/db/checks.py).
     app.state.data_check = DataCheck()
     app.state.heartbeat = None  # the live readiness read, started once the database is open

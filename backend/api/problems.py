@@ -129,7 +129,15 @@ async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(request, 503, "the database is not ready", headers={"Retry-After": "5"})
+    # Connection: close: during a rolling deploy two backends share one name (round-robin per
+    # connection); a client's retry on a new connection may reach the one that is ready,
+    # while on this kept-alive one it would reach this waiting one again.
+    return problem_response(
+        request,
+        503,
+        "the database is not ready",
+        headers={"Retry-After": "5", "Connection": "close"},
+    )
 
 
 async def _storage_write_failed(request: Request, exc: Exception) -> JSONResponse:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
       not from the container.
     - `DB_LOCK_TIMEOUT_SECONDS`: how long to keep retrying to open a file locked by another
       process (the old container during a rolling deploy) before giving up.
+    - `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, keep serving this long with `/readyz` and
+      `/health` answering 503 "draining" before uvicorn's graceful shutdown starts (stop
+      listening, finish in-flight requests, CHECKPOINT and close the file). Short: the new
+      container of a rolling deploy cannot open the file until then.
     - `READINESS_TIMEOUT_SECONDS`: deadline of the `/readyz` database probe.
     - `REQUEST_THREADS`: threads that run sync routes (DuckDB work) at once; more only
       compete for the GIL and starve the event loop that answers the probes.
@@ -103,6 +107,8 @@ class Settings(BaseSettings):
     port: int = Field(default=12015, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_lock_timeout_seconds: float = Field(default=120.0, ge=0, le=3600)
+    # Well below Coolify's stop grace period (30 s by default), which SIGKILLs after it.
+    shutdown_drain_seconds: float = Field(default=1.0, ge=0, le=20)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     request_threads: int = Field(default=8, ge=1, le=256)
     load_demo_data: bool = True
