@@ -386,10 +386,11 @@ class Database:
         """Open (creating the file and its directory if needed) the database at `path`.
 
         While another process holds the file's lock (e.g. the old container of a rolling
-        deploy) retries every LOCK_POLL_SECONDS for up to `lock_timeout_seconds`, logging every
-        LOCK_RETRIES_PER_LOG_LINE-th retry and calling `on_lock_wait` before each wait, then raises `DatabaseLockedError`; setting
-        `cancel` ends the wait early the same way. `memory_limit` (e.g. "1GB") and `threads`
-        bound DuckDB, which otherwise sizes itself from the host rather than the container.
+        deploy) retries every LOCK_POLL_SECONDS for up to `lock_timeout_seconds`, logging
+        every LOCK_RETRIES_PER_LOG_LINE-th retry and calling `on_lock_wait` before each wait,
+        then raises `DatabaseLockedError`; setting `cancel` ends the wait early the same way.
+        `memory_limit` (e.g. "1GB") and `threads` bound DuckDB, which otherwise sizes itself
+        from the host rather than the container.
 
         A write-ahead log left by a crash is replayed by DuckDB while it opens the file, but
         not folded into it: when one was there, this runs CHECKPOINT right after, so the WAL
