@@ -41,8 +41,8 @@ class CircuitBreaker:
     """Thread-safe breaker state; the lock is held only for state changes, never for a call.
 
     Use: `started = clock(); trial = breaker.acquire()` (raises `CircuitOpen`), make the call,
-    then `breaker.record(success, trial, started)`. `failure_threshold` >= 1 consecutive failures open the
-    circuit for `reset_seconds` (> 0). `clock` is `time.monotonic` (seconds).
+    then `breaker.record(success, trial, started)`. `failure_threshold` >= 1 consecutive
+    failures open the circuit for `reset_seconds` (> 0). `clock` is `time.monotonic` (seconds).
     """
 
     def __init__(
