@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from types import FrameType
 
 import duckdb
@@ -22,7 +24,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from api import __version__, exits
-from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
+from api.db.database import (
+    Database,
+    DatabaseLockedError,
+    DatabaseOpenError,
+    successor_waiting,
+)
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
@@ -32,6 +39,10 @@ from api.observability.logging import configure_logging
 from api.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("api")
+
+# After SIGTERM, /readyz answers 503 "draining" at least this long (seconds), so that a probe
+# in that moment sees it, even when the next backend is already waiting.
+MIN_DRAIN_SECONDS = 0.5
 
 
 def _open(settings: Settings) -> Database:
@@ -68,33 +79,49 @@ def serve(settings: Settings) -> int:
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with a drain period before its graceful shutdown.
 
-    On the first SIGTERM/SIGINT it sets `app.state.draining` (/readyz and /health answer 503
-    "draining" at once, api/routes/health.py) and keeps serving for `drain_seconds`; then
-    uvicorn's own graceful shutdown runs: stop listening, close idle keep-alive connections,
-    let in-flight requests finish (`timeout_graceful_shutdown`), then the lifespan's shutdown
-    (CHECKPOINT, close: the lock is free for the next container). A second signal stops at
-    once, as uvicorn does.
+    On the first SIGTERM it sets `app.state.draining` (/readyz and /health answer 503
+    "draining" at once, api/routes/health.py) and keeps serving until the next backend waits
+    for the database file's lock (api/db/database.py, `successor_waiting`), at least
+    MIN_DRAIN_SECONDS and at most `drain_seconds`; then uvicorn's own graceful shutdown runs:
+    stop listening, close idle keep-alive connections, let in-flight requests finish
+    (`timeout_graceful_shutdown`), then the lifespan's shutdown (CHECKPOINT, close: the lock
+    is free for the next backend, which polls it every 0.1 s). SIGINT (Ctrl-C) and a second
+    signal stop at once, as uvicorn does.
     """
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI, drain_seconds: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, database: Path, drain_seconds: float
+    ) -> None:
         super().__init__(config)
         self.fastapi_app = app
+        self.database = database
         self.drain_seconds = drain_seconds
-        self._timer: threading.Timer | None = None
+        self._drainer: threading.Thread | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Signal handler (main thread): start draining, or stop now on a second signal."""
+        """Signal handler (main thread): start draining, or stop now."""
         self.fastapi_app.state.draining = True
-        if self._timer is not None or self.drain_seconds <= 0:
-            if self._timer is not None:
-                self._timer.cancel()
+        if self._drainer is not None or self.drain_seconds <= 0 or sig != signal.SIGTERM:
             super().handle_exit(sig, frame)
             return
-        logger.info("signal %d: draining for %.1f s, then shutting down", sig, self.drain_seconds)
-        # uvicorn's main loop polls should_exit every 0.1 s: setting it from a timer is safe.
-        self._timer = threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame))
-        self._timer.daemon = True
-        self._timer.start()
+        self._drainer = threading.Thread(
+            target=self._drain, args=(sig, frame), name="drain", daemon=True
+        )
+        self._drainer.start()
+
+    def _drain(self, sig: int, frame: FrameType | None) -> None:
+        started = time.monotonic()
+        logger.info("SIGTERM: draining (at most %.1f s), then shutting down", self.drain_seconds)
+        while not self.should_exit:  # a second signal ends the wait
+            waited = time.monotonic() - started
+            if waited >= self.drain_seconds or (
+                waited >= MIN_DRAIN_SECONDS and successor_waiting(self.database)
+            ):
+                break
+            time.sleep(0.05)
+        logger.info("drained for %.2f s", time.monotonic() - started)
+        # uvicorn's main loop polls should_exit every 0.1 s: setting it from a thread is safe.
+        super().handle_exit(sig, frame)
 
 
 def _run_uvicorn(settings: Settings) -> None:
@@ -125,7 +152,7 @@ def _run_uvicorn(settings: Settings) -> None:
         access_log=False,
         server_header=False,
     )
-    DrainingServer(config, app, settings.shutdown_drain_seconds).run()
+    DrainingServer(config, app, settings.database_path, settings.drain_seconds).run()
 
 
 def migrate(settings: Settings) -> int:

@@ -83,7 +83,7 @@ CIRCUIT_FAILURE_STATUSES = frozenset({502, 503, 504})
 MIN_CALL_SECONDS = 0.05
 # Retries of idempotent calls (module doc): attempts in all, and the jittered exponential
 # back-off between them (seconds: random up to 0.05, 0.1, 0.2, ... at most 0.25).
-RETRY_ATTEMPTS = 6
+RETRY_ATTEMPTS = 8
 RETRY_BACKOFF_SECONDS = 0.05
 RETRY_MAX_BACKOFF_SECONDS = 0.25
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})

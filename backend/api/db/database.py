@@ -8,6 +8,7 @@ transactions fail at once and are retried here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -321,6 +322,21 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "Could not set lock on file" in str(exc)
 
 
+def successor_path(path: Path) -> Path:
+    """`<path>.successor`: touched every LOCK_POLL_SECONDS by a process waiting for the lock
+    of the database file at `path`, removed once it stops waiting (a rolling deploy's new
+    backend tells the draining old one that it is there, api/__main__.py)."""
+    return Path(f"{path}.successor")
+
+
+def successor_waiting(path: Path, within: float = 2.0) -> bool:
+    """Whether another process waited for the lock of `path` in the last `within` seconds."""
+    try:
+        return time.time() - successor_path(path).stat().st_mtime < within
+    except OSError:
+        return False
+
+
 def wal_path(path: Path) -> Path:
     """DuckDB's write-ahead log of the database file at `path` (`<path>.wal`)."""
     return Path(f"{path}.wal")
@@ -416,9 +432,15 @@ class Database:
         wal = wal_path(path)
         wal_bytes = wal.stat().st_size if wal.is_file() else 0
 
+        marker = successor_path(path)
+
         def log_retry(state: RetryCallState) -> None:
             if on_lock_wait is not None:
                 on_lock_wait()
+            # "A successor is waiting" (successor_waiting). In a read-only directory it cannot
+            # be said: the holder then drains for its full time instead.
+            with contextlib.suppress(OSError):
+                marker.touch()
             if state.attempt_number % LOCK_RETRIES_PER_LOG_LINE != 1:
                 return  # one line every few seconds is enough
             logger.warning(
@@ -445,6 +467,7 @@ class Database:
                 with attempt:
                     connection = duckdb.connect(str(path), config=config)
         except duckdb.Error as exc:
+            marker.unlink(missing_ok=True)
             if _is_lock_error(exc):
                 raise DatabaseLockedError(
                     f"database file {path} is locked by another process; gave up after "
@@ -452,6 +475,7 @@ class Database:
                     f"process may use the file. DuckDB said: {exc}"
                 ) from exc
             raise DatabaseOpenError(_open_failure_reason(exc, path), _first_line(exc)) from exc
+        marker.unlink(missing_ok=True)
         logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
         WRITE_HEALTH.reset()  # a fresh record for this database
         database = cls(connection, path)
