@@ -7,6 +7,7 @@ be healthy before it can open the database, and take over as soon as the lock is
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -98,3 +99,28 @@ def test_backend_gives_up_when_the_lock_is_never_released(
         assert httpx.get(old.url + "/readyz", timeout=5).status_code == 200
     finally:
         old.stop()
+
+
+def test_a_stopping_backend_says_so_at_once_and_keeps_serving_while_it_drains(
+    demo_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """Finding 10 of issue 9: /readyz went from 200 straight to connection refused. Now SIGTERM
+    turns /readyz and /health into 503 "draining" at once, while the API still answers, until
+    the drain ends (no next backend waits here, so after SHUTDOWN_DRAIN_SECONDS)."""
+    db_path = copy_db(demo_db, tmp_path)
+    backend = backend_service(db_path, log_dir, SHUTDOWN_DRAIN_SECONDS="4").start()
+    assert backend.process is not None
+    try:
+        backend.process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        wait_until(lambda: httpx.get(backend.url + "/readyz", timeout=5).status_code == 503, 2)
+        ready = httpx.get(backend.url + "/readyz", timeout=5)
+        assert "draining" in ready.json()["checks"]["shutdown"]
+        health = httpx.get(backend.url + "/health", timeout=5)
+        assert health.status_code == 503 and health.json()["status"] == "fail"
+        api = httpx.get(backend.url + "/api/v1/airlines", headers=API_AUTH, timeout=5)
+        assert api.status_code == 200  # still serving while it drains
+        assert backend.process.wait(timeout=30) == 0
+        assert time.monotonic() - sent >= 3.5  # the whole drain: nobody waited for the lock
+    finally:
+        backend.stop()
