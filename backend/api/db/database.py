@@ -337,6 +337,15 @@ def successor_waiting(path: Path, within: float = 2.0) -> bool:
         return False
 
 
+def _withdraw(marker: Path, announced: bool) -> None:
+    """Remove the successor marker if this process wrote it. Never raises: on a read-only
+    file system even removing a missing file fails (EROFS), and the open's own outcome is what
+    matters (tests/test_database_faults.py::test_read_only_directory_exits_4)."""
+    if announced:
+        with contextlib.suppress(OSError):
+            marker.unlink(missing_ok=True)
+
+
 def wal_path(path: Path) -> Path:
     """DuckDB's write-ahead log of the database file at `path` (`<path>.wal`)."""
     return Path(f"{path}.wal")
@@ -433,14 +442,17 @@ class Database:
         wal_bytes = wal.stat().st_size if wal.is_file() else 0
 
         marker = successor_path(path)
+        announced = False
 
         def log_retry(state: RetryCallState) -> None:
+            nonlocal announced
             if on_lock_wait is not None:
                 on_lock_wait()
             # "A successor is waiting" (successor_waiting). In a read-only directory it cannot
             # be said: the holder then drains for its full time instead.
             with contextlib.suppress(OSError):
                 marker.touch()
+                announced = True
             if state.attempt_number % LOCK_RETRIES_PER_LOG_LINE != 1:
                 return  # one line every few seconds is enough
             logger.warning(
@@ -467,7 +479,7 @@ class Database:
                 with attempt:
                     connection = duckdb.connect(str(path), config=config)
         except duckdb.Error as exc:
-            marker.unlink(missing_ok=True)
+            _withdraw(marker, announced)
             if _is_lock_error(exc):
                 raise DatabaseLockedError(
                     f"database file {path} is locked by another process; gave up after "
@@ -475,7 +487,7 @@ class Database:
                     f"process may use the file. DuckDB said: {exc}"
                 ) from exc
             raise DatabaseOpenError(_open_failure_reason(exc, path), _first_line(exc)) from exc
-        marker.unlink(missing_ok=True)
+        _withdraw(marker, announced)
         logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
         WRITE_HEALTH.reset()  # a fresh record for this database
         database = cls(connection, path)
