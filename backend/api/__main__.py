@@ -13,14 +13,23 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
+from pathlib import Path
 from types import FrameType
 
 import duckdb
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from api import __version__, exits
-from api.db.database import Database, DatabaseLockedError, DatabaseOpenError
+from api.db.database import (
+    Database,
+    DatabaseLockedError,
+    DatabaseOpenError,
+    successor_waiting,
+)
 from api.db.demo_data import DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
@@ -30,6 +39,10 @@ from api.observability.logging import configure_logging
 from api.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("api")
+
+# After SIGTERM, /readyz answers 503 "draining" at least this long (seconds), so that a probe
+# in that moment sees it, even when the next backend is already waiting.
+MIN_DRAIN_SECONDS = 0.5
 
 
 def _open(settings: Settings) -> Database:
@@ -63,13 +76,61 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a drain period before its graceful shutdown.
+
+    On the first SIGTERM it sets `app.state.draining` (/readyz and /health answer 503
+    "draining" at once, api/routes/health.py) and keeps serving until the next backend waits
+    for the database file's lock (api/db/database.py, `successor_waiting`), at least
+    MIN_DRAIN_SECONDS and at most `drain_seconds`; then uvicorn's own graceful shutdown runs:
+    stop listening, close idle keep-alive connections, let in-flight requests finish
+    (`timeout_graceful_shutdown`), then the lifespan's shutdown (CHECKPOINT, close: the lock
+    is free for the next backend, which polls it every 0.1 s). SIGINT (Ctrl-C) and a second
+    signal stop at once, as uvicorn does.
+    """
+
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, database: Path, drain_seconds: float
+    ) -> None:
+        super().__init__(config)
+        self.fastapi_app = app
+        self.database = database
+        self.drain_seconds = drain_seconds
+        self._drainer: threading.Thread | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Signal handler (main thread): start draining, or stop now."""
+        self.fastapi_app.state.draining = True
+        if self._drainer is not None or self.drain_seconds <= 0 or sig != signal.SIGTERM:
+            super().handle_exit(sig, frame)
+            return
+        self._drainer = threading.Thread(
+            target=self._drain, args=(sig, frame), name="drain", daemon=True
+        )
+        self._drainer.start()
+
+    def _drain(self, sig: int, frame: FrameType | None) -> None:
+        started = time.monotonic()
+        logger.info("SIGTERM: draining (at most %.1f s), then shutting down", self.drain_seconds)
+        while not self.should_exit:  # a second signal ends the wait
+            waited = time.monotonic() - started
+            if waited >= self.drain_seconds or (
+                waited >= MIN_DRAIN_SECONDS and successor_waiting(self.database)
+            ):
+                break
+            time.sleep(0.05)
+        logger.info("drained for %.2f s", time.monotonic() - started)
+        # uvicorn's main loop polls should_exit every 0.1 s: setting it from a thread is safe.
+        super().handle_exit(sig, frame)
+
+
 def _run_uvicorn(settings: Settings) -> None:
     app = create_app(settings)
     # Everything imported and built so far lives as long as the process: take it out of the
     # cyclic GC's reach, or every full collection walks it again. Those pauses (tens of ms,
     # holding the GIL) were the probes' p99 under load (docs/resilience.md).
     gc.freeze()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -91,6 +152,7 @@ def _run_uvicorn(settings: Settings) -> None:
         access_log=False,
         server_header=False,
     )
+    DrainingServer(config, app, settings.database_path, settings.drain_seconds).run()
 
 
 def migrate(settings: Settings) -> int:

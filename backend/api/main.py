@@ -43,6 +43,7 @@ from api.db.demo_data import load_demo_data
 from api.db.ids import IdBlocks
 from api.db.migrate import apply_migrations
 from api.http_semantics import MAX_BODY_BYTES, BodySizeLimit, HeadAsGet
+from api.idempotency import InFlight, purge_expired
 from api.observability import metrics, switch, tracing
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
@@ -101,6 +102,7 @@ def open_database(
             if settings.load_demo_data and never_loaded:
                 status(LOADING_DEMO_DATA)
                 load_demo_data(cursor, force=False)
+            purge_expired(cursor)  # idempotency keys past their 24 h
     except duckdb.Error as exc:
         database.close()
         # E.g. a corrupt block of the schema's own tables: as unusable as a corrupt header.
@@ -271,6 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = None
     app.state.database_status = OPENING
+    app.state.draining = False  # set on SIGTERM (api/__main__.py): the probes answer 503
     # The full read of every table (the `data` readiness check, api/db/checks.py).
     app.state.data_check = DataCheck()
     app.state.heartbeat = None  # the live readiness read, started once the database is open
@@ -279,7 +282,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).
     app.state.flight_ids = IdBlocks("flights")
     # Creates of concurrent requests written by one statement and commit (api/db/batch.py).
-    app.state.group_writes = GroupCommit("flight_insert_batch")
+    app.state.group_writes = GroupCommit(
+        "flight_insert_batch", record_query="idempotency_insert_batch"
+    )
+    # Idempotency keys whose first request is being handled now (api/idempotency.py).
+    app.state.idempotency_in_flight = InFlight()
     install_problem_handlers(app)
     if any(f.route for f in settings.fault_injection):
         # Innermost: an injected delay or error looks like the route's own to everything else.

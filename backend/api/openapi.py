@@ -25,6 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from api.auth import API_PREFIX
+from api.idempotency import HEADER, KEY_PATTERN, MAX_KEY_CHARS
 from api.problems import PROBLEM_JSON
 
 
@@ -59,13 +60,15 @@ class HealthStatus(BaseModel):
 EMPTY_VALUE = {"type": "string", "maxLength": 0, "description": "empty: not set"}
 
 _DESCRIPTIONS = {
-    "400": "the body could not be read",
+    "400": "the body could not be read, or the Idempotency-Key is malformed",
     "401": "no valid API key (Authorization: Bearer <BACKEND_API_KEY>)",
     "404": "no such flight",
-    "409": "the record was changed concurrently; retry",
+    "409": "the record was changed concurrently, or a request with the same Idempotency-Key "
+    "is still being processed; retry",
     "413": "the body is larger than the limit (64 KiB)",
     "415": "the body is not JSON",
-    "422": "a parameter or field failed validation (see errors)",
+    "422": "a parameter or field failed validation (see errors), or the Idempotency-Key was "
+    "used for a different request",
     "500": "internal error (never a stack trace)",
     "503": "the database is not ready (Retry-After)",
 }
@@ -114,6 +117,13 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter["name"] == HEADER:
+                    # Checked by api/idempotency.py (400, as the draft says), not by FastAPI.
+                    parameter["schema"] = {
+                        "type": "string",
+                        "pattern": KEY_PATTERN,
+                        "maxLength": MAX_KEY_CHARS + 2,
+                    }
                 if parameter.get("in") == "query":
                     # docs/api.md: an empty value counts as not set (DropEmptyQueryParams).
                     parameter["schema"] = {"anyOf": [parameter["schema"], EMPTY_VALUE]}

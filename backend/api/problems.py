@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConflictError
 from api.faults import InjectedFaultError
 from api.http_semantics import allowed_methods
+from api.idempotency import IdempotencyProblem
 from api.observability.logging import LOGGED_MARK
 from api.observability.requests import REQUEST_ID_HEADER, request_id_of
 
@@ -128,8 +129,22 @@ async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 409, "the record was changed concurrently; retry the request")
 
 
+async def _idempotency_problem(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, IdempotencyProblem):  # registered for this type only
+        raise TypeError(exc)
+    return problem_response(request, exc.status, exc.detail)
+
+
 async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(request, 503, "the database is not ready", headers={"Retry-After": "5"})
+    # Connection: close: during a rolling deploy two backends share one name (round-robin per
+    # connection); a client's retry on a new connection may reach the one that is ready,
+    # while on this kept-alive one it would reach this waiting one again.
+    return problem_response(
+        request,
+        503,
+        "the database is not ready",
+        headers={"Retry-After": "5", "Connection": "close"},
+    )
 
 
 async def _storage_write_failed(request: Request, exc: Exception) -> JSONResponse:
@@ -169,6 +184,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationProblem, _validation_problem)
     app.add_exception_handler(WriteConflictError, _write_conflict)
     app.add_exception_handler(DatabaseNotReadyError, _not_ready)
+    app.add_exception_handler(IdempotencyProblem, _idempotency_problem)
     app.add_exception_handler(StorageWriteError, _storage_write_failed)
     app.add_exception_handler(InjectedFaultError, _injected_fault)
     app.add_exception_handler(Exception, _unhandled)

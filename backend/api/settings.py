@@ -67,6 +67,13 @@ class Settings(BaseSettings):
       not from the container.
     - `DB_LOCK_TIMEOUT_SECONDS`: how long to keep retrying to open a file locked by another
       process (the old container during a rolling deploy) before giving up.
+    - `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, keep serving (with `/readyz` and `/health`
+      answering 503 "draining") until the next backend waits for the database file's lock,
+      at most this long, before uvicorn's graceful shutdown starts (stop listening, finish
+      in-flight requests, CHECKPOINT and close the file). With Coolify's health check off the
+      old container is stopped as soon as the new one starts, seconds before the new one
+      listens. Default 8 in production (8 + the 20 s graceful shutdown < Coolify's 30 s stop
+      grace period), 0 in development (no waiting on Ctrl-C or in tests).
     - `READINESS_TIMEOUT_SECONDS`: deadline of the `/readyz` database probe.
     - `REQUEST_THREADS`: threads that run sync routes (DuckDB work) at once; more only
       compete for the GIL and starve the event loop that answers the probes.
@@ -103,6 +110,8 @@ class Settings(BaseSettings):
     port: int = Field(default=12015, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     db_lock_timeout_seconds: float = Field(default=120.0, ge=0, le=3600)
+    # None: the default of `drain_seconds`.
+    shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=20)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     request_threads: int = Field(default=8, ge=1, le=256)
     load_demo_data: bool = True
@@ -185,6 +194,13 @@ class Settings(BaseSettings):
         if self.backend_api_key is None:
             return ()
         return tuple(k.strip().encode() for k in self.backend_api_key.get_secret_value().split(","))
+
+    @property
+    def drain_seconds(self) -> float:
+        """`SHUTDOWN_DRAIN_SECONDS`, defaulting to 8 in production and 0 in development."""
+        if self.shutdown_drain_seconds is None:
+            return 8.0 if self.app_env == "production" else 0.0
+        return self.shutdown_drain_seconds
 
     @property
     def docs_enabled(self) -> bool:

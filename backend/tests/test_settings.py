@@ -50,3 +50,15 @@ def test_cli_exits_non_zero_on_bad_config() -> None:
     )
     assert result.returncode == 2
     assert "PORT" in result.stdout  # one JSON line (tests/test_security.py reads it)
+
+
+def test_shutdown_drain_defaults_to_8_s_in_production_and_0_in_development() -> None:
+    from api.settings import Settings
+
+    key = "k" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
+    production = Settings(app_env="production", backend_api_key=key, metrics_token=key)
+    assert production.drain_seconds == 8.0
+    assert Settings(app_env="development").drain_seconds == 0.0
+    assert Settings(shutdown_drain_seconds=2.5).drain_seconds == 2.5
+    with pytest.raises(ValueError):
+        Settings(shutdown_drain_seconds=-1)

@@ -209,3 +209,27 @@ def test_edit_does_not_revert_a_concurrent_change(client: Any, fake_backend: Fak
     # only what this user changed; dep_delay (2 in the form, as it was shown) is not sent
     assert fake_backend.requests[-1] == ("PATCH", "/api/v1/flights/1", {"arr_delay": 30})
     assert fake_backend.flights[1]["dep_delay"] == 99
+
+
+def test_a_form_carries_one_idempotency_key_for_its_writes(
+    client: Any, fake_backend: FakeBackend
+) -> None:
+    """The key is rendered into the form; the write sends it (an sf-string); a re-submit of
+    the same form sends the same key, a newly rendered form another one."""
+    html = client.get("/flights/new").get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" type="hidden" value="([0-9a-f-]{36})"', html)
+    assert key is not None, html
+    for _ in range(2):
+        assert (
+            client.post("/flights/new", data={**FORM, "idempotency_key": key[1]}).status_code == 303
+        )
+    sent = [h.get("idempotency-key") for h in fake_backend.headers_for("/api/v1/flights")
+            if h.get("idempotency-key")]  # fmt: skip
+    assert sent == [f'"{key[1]}"'] * 2
+    other = re.search(
+        r'name="idempotency_key" type="hidden" value="([0-9a-f-]{36})"',
+        client.get("/flights/new").get_data(as_text=True),
+    )
+    assert other is not None and other[1] != key[1]
+    # a form without the field (or a tampered value) still writes, with a fresh key
+    assert client.post("/flights/new", data={**FORM, "idempotency_key": "x"}).status_code == 303

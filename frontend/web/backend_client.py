@@ -17,8 +17,16 @@ hook adds the current ``X-Request-ID``; each call is timed into
 ``backend_request_duration_seconds`` by the *backend's route template* (each method passes it
 explicitly, never the raw path). Readiness calls are never traced (probes are not traced).
 
-There are no retry loops: a request either succeeds within its timeouts or fails fast. Every
-call passes a per-process circuit breaker (web/circuit_breaker.py): after
+Retries (a rolling deploy: two backends behind one name, one of them waiting for the database
+or stopping): an idempotent call (GET/HEAD, or a write sent with an ``Idempotency-Key``) that
+got 503, a refused connection or a connection the backend closed or reset is sent again, on
+a new connection (the backend's not-ready 503 closes its connection; httpx drops broken ones),
+up to ``RETRY_ATTEMPTS`` times in all with a short jittered exponential back-off, only while
+the page's budget leaves time for another try and never while the circuit is open. A timeout
+is never retried: the budget is spent, so a stalled backend costs pages what it did before.
+The breaker counts the call once, by its final outcome. tenacity runs the loop.
+
+Every call passes a per-process circuit breaker (web/circuit_breaker.py): after
 ``BACKEND_CIRCUIT_FAILURES`` calls in a row without an answer (or with 502/503/504), calls fail
 at once for ``BACKEND_CIRCUIT_RESET_SECONDS``, then one trial call decides. A page waits for
 the backend at most its budget in all (web/budget.py: BACKEND_READ_TIMEOUT_SECONDS, 0.8 s,
@@ -41,6 +49,16 @@ from typing import Any, Literal, TypedDict
 import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
@@ -63,6 +81,17 @@ READINESS_ROUTE = "/readyz"
 CIRCUIT_FAILURE_STATUSES = frozenset({502, 503, 504})
 # A call with less time left in its page's budget is not worth making (seconds).
 MIN_CALL_SECONDS = 0.05
+# Retries of idempotent calls (module doc): attempts in all, and the jittered exponential
+# back-off between them (seconds: random up to 0.05, 0.1, 0.2, ... at most 0.25).
+RETRY_ATTEMPTS = 8
+RETRY_BACKOFF_SECONDS = 0.05
+RETRY_MAX_BACKOFF_SECONDS = 0.25
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# No answer at all, or a connection the other side refused, closed or reset: the request was
+# not answered, and a new connection may reach a backend that can serve it.
+RETRY_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+RETRY_STATUSES = frozenset({503})
 
 
 class Flight(TypedDict, total=False):
@@ -284,11 +313,14 @@ class BackendClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         timeout: float | httpx.Timeout | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
-        """Send one request and translate failures into the BackendError hierarchy.
+        """Send one request (retried when safe, see the module doc) and translate failures into
+        the BackendError hierarchy.
 
         ``route`` is the backend's route template (``/api/v1/flights/{flight_id}``), the metric
         label; ``path`` the concrete path (defaults to ``route`` for routes without parameters).
+        ``idempotency_key`` (a write's) is sent as ``Idempotency-Key`` and makes it retryable.
         Returns the response for 2xx statuses only.
         """
         kwargs: dict[str, Any] = {}
@@ -296,17 +328,29 @@ class BackendClient:
             kwargs["params"] = _clean_params(params)
         if json is not None:
             kwargs["json"] = json
+        if idempotency_key is not None:
+            kwargs["headers"] = {IDEMPOTENCY_HEADER: f'"{idempotency_key}"'}  # an sf-string
         page_start: float | None = None
         budget = 0.0
         if timeout is None:
             kwargs["timeout"], page_start, budget = self._page_timeout()
         else:
             kwargs["timeout"] = timeout
+        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
+
+        sent = 0
+
+        def attempt() -> httpx.Response:
+            nonlocal sent
+            if sent and timeout is None:
+                kwargs["timeout"] = self._page_timeout()[0]  # what is left of the budget
+            sent += 1
+            return self._http().request(method, path or route, **kwargs)
+
+        attempts = self._retrying(retryable, page_start, budget)
         started = time.perf_counter()
         try:
-            response = self._guarded(
-                method, route, lambda: self._http().request(method, path or route, **kwargs)
-            )
+            response = self._guarded(method, route, lambda: attempts(attempt))
         except httpx.TimeoutException as exc:
             self._observe(method, route, None, time.perf_counter() - started)
             if page_start is not None:
@@ -330,6 +374,40 @@ class BackendClient:
         if status >= 500:
             raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
         raise BackendError(f"backend answered {status}: {detail}", status_code=status)
+
+    def _retrying(self, retryable: bool, page_start: float | None, budget: float) -> Retrying:
+        """The retry policy of one call (module doc): after RETRY_ERRORS or a 503, while
+        attempts, the page's budget (seconds from `page_start`) and a closed circuit allow;
+        when it stops, the last outcome (response or exception) is the call's."""
+
+        breaker = self.breaker
+
+        class no_time_left(stop_base):
+            def __call__(self, state: RetryCallState) -> bool:
+                if breaker.state == "open":
+                    return True
+                if page_start is None:  # an explicit timeout (no page budget): attempts only
+                    return False
+                left = page_start + budget - time.monotonic() - (state.upcoming_sleep or 0.0)
+                return left < 2 * MIN_CALL_SECONDS
+
+        def retrying(state: RetryCallState) -> None:
+            outcome = state.outcome
+            failure = outcome.exception() if outcome is not None else None
+            why = type(failure).__name__ if failure is not None else "503"
+            logger.info("backend call failed (%s); retry %d", why, state.attempt_number)
+
+        return Retrying(
+            retry=retry_if_exception_type(RETRY_ERRORS)
+            | retry_if_result(lambda response: response.status_code in RETRY_STATUSES),
+            stop=stop_any(stop_after_attempt(RETRY_ATTEMPTS if retryable else 1), no_time_left()),
+            wait=wait_random_exponential(
+                multiplier=RETRY_BACKOFF_SECONDS, max=RETRY_MAX_BACKOFF_SECONDS
+            ),
+            before_sleep=retrying,
+            # Out of attempts or time: the last answer stands (or its exception is raised).
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
 
     def _page_timeout(self) -> tuple[httpx.Timeout, float, float]:
         """The call's timeouts, cut to what is left of the page's budget (web/budget.py:
@@ -419,23 +497,34 @@ class BackendClient:
             raise BackendUnavailable("malformed flight from backend")
         return body  # type: ignore[return-value]
 
-    def create_flight(self, data: Mapping[str, Any]) -> Flight:
+    def create_flight(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> Flight:
         """``POST /flights`` with a FlightCreate body. Returns the new flight (with its id).
 
-        Raises BackendValidationError (422) with field errors.
+        With ``idempotency_key`` (one per submitted form) the backend applies a repeated
+        request once, so it is retried like a read. Raises BackendValidationError (422) with
+        field errors.
         """
-        body = self._json(self._request("POST", f"{API_PREFIX}/flights", json=dict(data)))
+        response = self._request(
+            "POST", f"{API_PREFIX}/flights", json=dict(data), idempotency_key=idempotency_key
+        )
+        body = self._json(response)
         if not isinstance(body, dict) or "id" not in body:
             raise BackendUnavailable("malformed flight from backend")
         return body  # type: ignore[return-value]
 
-    def update_flight(self, flight_id: int, data: Mapping[str, Any]) -> Flight:
+    def update_flight(
+        self, flight_id: int, data: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> Flight:
         """``PATCH /flights/{id}`` with any subset of FlightCreate fields. Returns the flight.
 
-        Raises BackendNotFound or BackendValidationError.
+        ``idempotency_key`` as for create_flight. Raises BackendNotFound or
+        BackendValidationError.
         """
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
-        body = self._json(self._request("PATCH", FLIGHT_ROUTE, path, json=dict(data)))
+        response = self._request(
+            "PATCH", FLIGHT_ROUTE, path, json=dict(data), idempotency_key=idempotency_key
+        )
+        body = self._json(response)
         if not isinstance(body, dict) or "id" not in body:
             raise BackendUnavailable("malformed flight from backend")
         return body  # type: ignore[return-value]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -112,6 +113,9 @@ class FlightForm(FlaskForm):
     # Edit form only: the API values the form showed (JSON), so a save sends only what this
     # user changed and never reverts a field someone else changed in the meantime.
     seen = HiddenField()
+    # One key per form as rendered (a UUID): sent as the backend's Idempotency-Key, so a
+    # write the frontend retries, or the browser submits again, is applied once.
+    idempotency_key = HiddenField(default=lambda: str(uuid.uuid4()))
 
     # Fields in the order the API names them (everything but the derived hour/minute/time_hour).
     API_FIELDS = (
@@ -136,6 +140,15 @@ class FlightForm(FlaskForm):
         data["date"] = date(flight["year"], flight["month"], flight["day"])
         data["seen"] = json.dumps({name: flight.get(name) for name in cls.API_FIELDS})
         return data
+
+    def write_key(self) -> str:
+        """The submitted ``idempotency_key`` if it is a UUID, else a new one (a form from
+        before this field, or a tampered value: the write then has no browser re-submit
+        protection, but the frontend's own retries still use one key)."""
+        try:
+            return str(uuid.UUID(self.idempotency_key.data or ""))
+        except ValueError:
+            return str(uuid.uuid4())
 
     def seen_values(self) -> dict[str, Any] | None:
         """The API values the edit form showed, or None when absent, too long or not a JSON

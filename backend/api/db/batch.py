@@ -22,14 +22,14 @@ import contextvars
 import logging
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
-from api.db.database import Database, retry_on_conflict, run_query
+from api.db.database import Database, retry_on_conflict, run_query, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ MAX_BATCH = 64
 class _Write:
     params: Mapping[str, Any]
     context: contextvars.Context
+    record: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     result: Future[dict[str, Any]] = field(default_factory=Future)
 
 
@@ -55,19 +56,38 @@ class GroupCommit:
     `execute(database, params)` blocks until the row is committed and returns it as a dict,
     or raises what writing it alone raised (`duckdb.Error`, `StorageWriteError`,
     `WriteConflictError`). `stop()` ends the thread (shutdown, before closing the database).
+
+    `record_query` (optional) is a second multi-row statement written in the same transaction
+    for the callers that pass `record` (a function of their returned row giving that
+    statement's parameters for one row): the idempotency keys of creates (api/idempotency.py).
     """
 
-    def __init__(self, query: str, key: str = "id", max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        query: str,
+        key: str = "id",
+        max_batch: int = MAX_BATCH,
+        record_query: str | None = None,
+    ) -> None:
         self.query = query
+        self.record_query = record_query
         self.key = key
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def execute(self, database: Database, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Insert the row `params` with the next batch; return it once it is committed."""
-        write = _Write(params, contextvars.copy_context())
+    def execute(
+        self,
+        database: Database,
+        params: Mapping[str, Any],
+        record: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Insert the row `params` with the next batch (and `record(row)` with `record_query`
+        in the same transaction); return the row once it is committed."""
+        if record is not None and self.record_query is None:
+            raise ValueError("this GroupCommit has no record_query")
+        write = _Write(params, contextvars.copy_context(), record)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -110,10 +130,20 @@ class GroupCommit:
     def _write(self, batch: list[_Write], cursor: duckdb.DuckDBPyConnection) -> None:
         names = list(batch[0].params)
         lists = {name: [w.params[name] for w in batch] for name in names}
+        recorded = [w for w in batch if w.record is not None]
+
+        def write() -> dict[Any, dict[str, Any]]:
+            if not recorded:  # autocommit: one statement
+                return {row[self.key]: row for row in run_query(cursor, self.query, lists).dicts()}
+            with transaction(cursor):
+                rows = {row[self.key]: row for row in run_query(cursor, self.query, lists).dicts()}
+                extra = [w.record(rows[w.params[self.key]]) for w in recorded if w.record]
+                params = {name: [e[name] for e in extra] for name in extra[0]}
+                run_query(cursor, self.record_query or "", params)  # set: execute() checks
+            return rows
+
         try:
-            result = batch[0].context.run(
-                retry_on_conflict, lambda: run_query(cursor, self.query, lists)
-            )
+            rows = batch[0].context.run(retry_on_conflict, write)
         except BaseException as exc:
             if len(batch) == 1:
                 batch[0].result.set_exception(exc)
@@ -121,13 +151,12 @@ class GroupCommit:
             logger.warning(
                 "a batch of %d rows failed (%s); writing them one by one", len(batch), exc
             )
-            for write in batch:
-                self._write([write], cursor)
+            for item in batch:
+                self._write([item], cursor)
             return
-        rows = {row[self.key]: row for row in result.dicts()}
-        for write in batch:
-            row = rows.get(write.params[self.key])
+        for item in batch:
+            row = rows.get(item.params[self.key])
             if row is None:  # pragma: no cover - RETURNING returns every inserted row
-                write.result.set_exception(RuntimeError("the insert returned no row"))
+                item.result.set_exception(RuntimeError("the insert returned no row"))
             else:
-                write.result.set_result(row)
+                item.result.set_result(row)

@@ -8,6 +8,7 @@ transactions fail at once and are retried here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -40,6 +41,11 @@ Params = Mapping[str, Any] | Sequence[Any]
 
 # The app's database status while another process holds the file (shown by the probes).
 WAITING_FOR_LOCK = "waiting for the lock held by another process"
+# How often a rolling deploy's new backend tries the old one's lock (seconds): every try costs
+# a failed open (well under a millisecond); the gap between the old one closing the file and
+# the new one serving is at most this long.
+LOCK_POLL_SECONDS = 0.1
+LOCK_RETRIES_PER_LOG_LINE = 50
 
 # How often a write transaction that hit a write-write conflict is attempted in total.
 WRITE_ATTEMPTS = 5
@@ -316,6 +322,30 @@ def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "Could not set lock on file" in str(exc)
 
 
+def successor_path(path: Path) -> Path:
+    """`<path>.successor`: touched every LOCK_POLL_SECONDS by a process waiting for the lock
+    of the database file at `path`, removed once it stops waiting (a rolling deploy's new
+    backend tells the draining old one that it is there, api/__main__.py)."""
+    return Path(f"{path}.successor")
+
+
+def successor_waiting(path: Path, within: float = 2.0) -> bool:
+    """Whether another process waited for the lock of `path` in the last `within` seconds."""
+    try:
+        return time.time() - successor_path(path).stat().st_mtime < within
+    except OSError:
+        return False
+
+
+def _withdraw(marker: Path, announced: bool) -> None:
+    """Remove the successor marker if this process wrote it. Never raises: on a read-only
+    file system even removing a missing file fails (EROFS), and the open's own outcome is what
+    matters (tests/test_database_faults.py::test_read_only_directory_exits_4)."""
+    if announced:
+        with contextlib.suppress(OSError):
+            marker.unlink(missing_ok=True)
+
+
 def wal_path(path: Path) -> Path:
     """DuckDB's write-ahead log of the database file at `path` (`<path>.wal`)."""
     return Path(f"{path}.wal")
@@ -381,10 +411,11 @@ class Database:
         """Open (creating the file and its directory if needed) the database at `path`.
 
         While another process holds the file's lock (e.g. the old container of a rolling
-        deploy) retries every second for up to `lock_timeout_seconds`, logging each retry and
-        calling `on_lock_wait` before each wait, then raises `DatabaseLockedError`; setting
-        `cancel` ends the wait early the same way. `memory_limit` (e.g. "1GB") and `threads`
-        bound DuckDB, which otherwise sizes itself from the host rather than the container.
+        deploy) retries every LOCK_POLL_SECONDS for up to `lock_timeout_seconds`, logging
+        every LOCK_RETRIES_PER_LOG_LINE-th retry and calling `on_lock_wait` before each wait,
+        then raises `DatabaseLockedError`; setting `cancel` ends the wait early the same way.
+        `memory_limit` (e.g. "1GB") and `threads` bound DuckDB, which otherwise sizes itself
+        from the host rather than the container.
 
         A write-ahead log left by a crash is replayed by DuckDB while it opens the file, but
         not folded into it: when one was there, this runs CHECKPOINT right after, so the WAL
@@ -410,9 +441,20 @@ class Database:
         wal = wal_path(path)
         wal_bytes = wal.stat().st_size if wal.is_file() else 0
 
+        marker = successor_path(path)
+        announced = False
+
         def log_retry(state: RetryCallState) -> None:
+            nonlocal announced
             if on_lock_wait is not None:
                 on_lock_wait()
+            # "A successor is waiting" (successor_waiting). In a read-only directory it cannot
+            # be said: the holder then drains for its full time instead.
+            with contextlib.suppress(OSError):
+                marker.touch()
+                announced = True
+            if state.attempt_number % LOCK_RETRIES_PER_LOG_LINE != 1:
+                return  # one line every few seconds is enough
             logger.warning(
                 "database %s is locked by another process; retry %d, waited %.1f of %.1f s",
                 path,
@@ -429,7 +471,7 @@ class Database:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_lock_error),
                 stop=stop_after_delay(lock_timeout_seconds) | stop_when_event_set(cancel),
-                wait=wait_fixed(min(1.0, max(lock_timeout_seconds, 0.01))),
+                wait=wait_fixed(min(LOCK_POLL_SECONDS, max(lock_timeout_seconds, 0.01))),
                 sleep=sleep_unless_cancelled,
                 before_sleep=log_retry,
                 reraise=True,
@@ -437,6 +479,7 @@ class Database:
                 with attempt:
                     connection = duckdb.connect(str(path), config=config)
         except duckdb.Error as exc:
+            _withdraw(marker, announced)
             if _is_lock_error(exc):
                 raise DatabaseLockedError(
                     f"database file {path} is locked by another process; gave up after "
@@ -444,6 +487,7 @@ class Database:
                     f"process may use the file. DuckDB said: {exc}"
                 ) from exc
             raise DatabaseOpenError(_open_failure_reason(exc, path), _first_line(exc)) from exc
+        _withdraw(marker, announced)
         logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
         WRITE_HEALTH.reset()  # a fresh record for this database
         database = cls(connection, path)

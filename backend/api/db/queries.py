@@ -36,7 +36,7 @@ _FLIGHTS_CSV_COLUMNS = """{
 # Every table of the schema (the readiness check reads them all).
 _ALL_TABLES = (
     "flights", "airlines", "airports", "planes", "weather", "id_counters", "demo_data_loads",
-    "schema_migrations",
+    "schema_migrations", "idempotency_keys",
 )  # fmt: skip
 
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
@@ -46,6 +46,20 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         "commit": "COMMIT",
         "rollback": "ROLLBACK",
         "checkpoint": "CHECKPOINT",
+        # --- idempotency keys (api/idempotency.py) -----------------------------------------
+        "idempotency_get": """
+            SELECT fingerprint, status_code, body, location, created_at
+            FROM idempotency_keys WHERE idempotency_key = $key
+        """,
+        "idempotency_delete": "DELETE FROM idempotency_keys WHERE idempotency_key = $key",
+        "idempotency_purge": "DELETE FROM idempotency_keys WHERE created_at < $before",
+        # One row per list element (several creates of a group commit, api/db/batch.py).
+        "idempotency_insert_batch": """
+            INSERT INTO idempotency_keys
+            SELECT unnest($key::VARCHAR[]), unnest($fingerprint::VARCHAR[]),
+                unnest($status_code::INTEGER[]), unnest($body::VARCHAR[]),
+                unnest($location::VARCHAR[]), unnest($created_at::DOUBLE[])
+        """,
         # Readiness (api/db/checks.py): a live read of real rows, and a full read of every
         # table (a hash over all rows reads every block, so DuckDB verifies every checksum).
         "readiness_read_rows": "SELECT * FROM flights LIMIT 1",

@@ -12,9 +12,11 @@ import duckdb
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from api import idempotency
 from api.db.database import retry_on_conflict, run_query, transaction
 from api.dependencies import Cursor, FlightIds, GroupWrites, get_database
 from api.http_semantics import JsonBodyRoute
+from api.idempotency import IdempotencyKeyHeader
 from api.problems import FieldError, ValidationProblem
 from api.schemas import (
     MAX_BIGINT,
@@ -176,33 +178,63 @@ def create_flight(
     writes: GroupWrites,
     body: FlightCreate,
     response: Response,
-) -> dict[str, Any]:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """Create a flight with a new id; 201 with a Location header, 422 on bad input.
 
     Validation reads before the write, the id comes from the process's block (api/db/ids.py)
     and the answer is the row as the INSERT wrote it (RETURNING): the write is one statement
-    that no concurrent create conflicts with, committed in a group (api/db/batch.py).
+    that no concurrent create conflicts with, committed in a group (api/db/batch.py). With an
+    `Idempotency-Key` a repeat gets the first answer again (api/idempotency.py).
     """
-    record = body.model_dump()
-    check_flight(db, record)
-    flight_id = ids.next_id(db)
+    with idempotency.claim(request, db, idempotency_key, body.model_dump()) as claim:
+        if claim.replay is not None:
+            return claim.replay
+        record = body.model_dump()
+        check_flight(db, record)
+        flight_id = ids.next_id(db)
+        location = f"{router.prefix}/{flight_id}"
 
-    # Written and committed together with the creates of other requests queued meanwhile:
-    # one statement, one WAL sync for all of them (api/db/batch.py); returns once committed.
-    row = writes.execute(get_database(request), _write_params(record, flight_id))
-    response.headers["Location"] = f"{router.prefix}/{flight_id}"
+        # Written and committed together with the creates of other requests queued meanwhile:
+        # one statement, one WAL sync for all of them (api/db/batch.py); returns once
+        # committed, with the idempotency key (if any) in the same transaction.
+        row = writes.execute(
+            get_database(request),
+            _write_params(record, flight_id),
+            record=(lambda row: claim.record(201, row, location)) if claim.key else None,
+        )
+    response.headers["Location"] = location
     return row
 
 
 @router.patch("/{flight_id}", response_model=Flight)
-def patch_flight(db: Cursor, flight_id: int, body: FlightPatch) -> dict[str, Any]:
+def patch_flight(
+    request: Request,
+    db: Cursor,
+    flight_id: int,
+    body: FlightPatch,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
     """Apply the fields sent to a stored flight; the merged record must be valid.
 
     404 for an unknown id, 422 if the merged record breaks a rule (nothing is written). The
     answer is the row as this request's own transaction wrote it (UPDATE ... RETURNING), never
-    a later re-read that could show another writer's values.
+    a later re-read that could show another writer's values. With an `Idempotency-Key` the
+    key and this answer are stored in the same transaction; a repeat gets it again.
     """
     changes = body.model_dump(include=body.model_fields_set)
+    with idempotency.claim(request, db, idempotency_key, changes) as claim:
+        if claim.replay is not None:
+            return claim.replay
+        return _patch(db, flight_id, changes, claim)
+
+
+def _patch(
+    db: duckdb.DuckDBPyConnection,
+    flight_id: int,
+    changes: dict[str, Any],
+    claim: idempotency.Claim,
+) -> dict[str, Any]:
 
     def update() -> dict[str, Any]:
         # Read, check and write in one transaction: a concurrent change makes it conflict
@@ -214,6 +246,8 @@ def patch_flight(db: Cursor, flight_id: int, body: FlightPatch) -> dict[str, Any
             row = run_query(db, "flight_update", _write_params(record, flight_id)).first()
             if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")
+            if claim.key:
+                idempotency.store(db, [claim.record(200, row)])
         return row
 
     return retry_on_conflict(update)

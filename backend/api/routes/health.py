@@ -19,6 +19,8 @@ from api.db.checks import check_writes
 
 router = APIRouter(tags=["health"])
 
+DRAINING = "draining: SIGTERM received, finishing requests before the process stops"
+
 
 @router.get("/livez")
 async def livez() -> dict[str, str]:
@@ -31,13 +33,20 @@ async def readiness_checks(request: Request) -> dict[str, str]:
 
     While the database is not open yet (opening, replaying its WAL, waiting for another
     process's lock, migrating, first full read) only `database` is reported: its start-up
-    state.
+    state. After SIGTERM (`app.state.draining`) a `shutdown` check fails too, so /readyz and
+    /health answer 503 at once while in-flight requests finish.
     """
     state = request.app.state
     database = getattr(state, "database", None)
     if database is None:
-        return {"database": str(getattr(state, "database_status", "not open"))}
-    checks = {"database": state.heartbeat.result()}
+        checks = {"database": str(getattr(state, "database_status", "not open"))}
+    else:
+        checks = {"database": state.heartbeat.result()}
+    if getattr(state, "draining", False):
+        # SIGTERM received (api/__main__.py): still serving, but about to stop.
+        checks["shutdown"] = DRAINING
+    if database is None:
+        return checks
     state.data_check.refresh(database)  # in the background when due; never waited for
     checks["data"] = state.data_check.result
     checks["writes"] = check_writes()
@@ -66,4 +75,5 @@ async def health(request: Request) -> JSONResponse:
     the lock) only once the new one is healthy: requiring the database here would deadlock
     the deploy; and a long WAL replay must not look like a dead container."""
     checks = await readiness_checks(request)
-    return _answer(checks, starting=request.app.state.database is None)
+    starting = request.app.state.database is None and "shutdown" not in checks
+    return _answer(checks, starting=starting)

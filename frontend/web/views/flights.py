@@ -105,12 +105,13 @@ def _save(form: FlightForm, flight_id: int | None, original: Flight | None) -> A
         # the flight now: a field someone else saved meanwhile would be reverted).
         shown = form.seen_values() or original
         body = {k: v for k, v in body.items() if shown.get(k) != v}
+    key = form.write_key()
     try:
         if flight_id is None:
-            return backend().create_flight(body)
+            return backend().create_flight(body, idempotency_key=key)
         if not body:
             return original
-        return backend().update_flight(flight_id, body)
+        return backend().update_flight(flight_id, body, idempotency_key=key)
     except BackendValidationError as exc:
         form.form_errors.extend(apply_backend_errors(form, exc.errors))
         if not any(f.errors for f in form) and not form.form_errors:
