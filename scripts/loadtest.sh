@@ -133,6 +133,8 @@ api_key="$("$py" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 unset PROMETHEUS_MULTIPROC_DIR
 export APP_ENV=production LOG_LEVEL=WARNING LOG_FORMAT=json METRICS_TOKEN="$metrics_token"
 export BACKEND_API_KEY="$api_key"
+# No new backend takes over when this one stops: no rolling-deploy drain (api/settings.py).
+export SHUTDOWN_DRAIN_SECONDS=0
 workers=2 # WEB_CONCURRENCY of the frontend, and of the calibration frontend
 threads=4 # the frontend's gunicorn threads (frontend/gunicorn.conf.py), idem
 

@@ -136,6 +136,8 @@ def main() -> int:
         # The backend refuses to start in production without it; the frontend and Locust's
         # ApiUser send it.
         "BACKEND_API_KEY": secrets.token_urlsafe(32),
+        # No new backend takes over at the end: no rolling-deploy drain (api/settings.py).
+        "SHUTDOWN_DRAIN_SECONDS": "0",
     }
     backend = frontend = locust = None
     try:
