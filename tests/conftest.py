@@ -37,6 +37,18 @@ def free_port() -> int:
 # frontend sends it. Tests that call the backend directly send API_AUTH.
 API_KEY = "system-test-backend-api-key-0123456789abcdef"
 API_AUTH = {"Authorization": f"Bearer {API_KEY}"}
+# The fewest fields a valid new flight needs (POST /api/v1/flights), for write-heavy tests.
+FLIGHT = {
+    "year": 2013,
+    "month": 6,
+    "day": 1,
+    "sched_dep_time": 900,
+    "sched_arr_time": 1200,
+    "carrier": "UA",
+    "flight": 1,
+    "origin": "EWR",
+    "dest": "SFO",
+}
 
 
 def base_env(**overrides: str) -> dict[str, str]:

@@ -20,21 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_AUTH, Service, backend_service, copy_db
+from conftest import API_AUTH, FLIGHT, Service, backend_service, copy_db
 
 pytestmark = pytest.mark.timeout(240)
 
-FLIGHT = {
-    "year": 2013,
-    "month": 6,
-    "day": 1,
-    "sched_dep_time": 900,
-    "sched_arr_time": 1200,
-    "carrier": "UA",
-    "flight": 1,
-    "origin": "EWR",
-    "dest": "SFO",
-}
 # The acceptance figure: 10 x the 15 creates/s of the counter-row design.
 MIN_CREATES_PER_SECOND = 150
 JSON_HEADERS = {"Content-Type": "application/json", **API_AUTH}

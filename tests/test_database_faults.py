@@ -28,22 +28,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_AUTH, BACKEND_DIR, Service, backend_service, base_env, copy_db
+from conftest import API_AUTH, BACKEND_DIR, FLIGHT, Service, backend_service, base_env, copy_db
 
 pytestmark = pytest.mark.timeout(300)
 
 EXIT_DATABASE_UNUSABLE = 4  # backend/api/exits.py
-FLIGHT = {
-    "year": 2013,
-    "month": 6,
-    "day": 1,
-    "sched_dep_time": 900,
-    "sched_arr_time": 1200,
-    "carrier": "UA",
-    "flight": 1,
-    "origin": "EWR",
-    "dest": "SFO",
-}
 # DuckDB's file layout: three 4 KiB headers, then 256 KiB blocks (block id n at this offset).
 HEADER_BYTES = 3 * 4096
 BLOCK_BYTES = 256 * 1024
