@@ -22,7 +22,8 @@ or stopping): an idempotent call (GET/HEAD, or a write sent with an ``Idempotenc
 got 503, a refused connection or a connection the backend closed or reset is sent again, on
 a new connection (the backend's not-ready 503 closes its connection; httpx drops broken ones),
 up to ``RETRY_ATTEMPTS`` times in all with a short jittered exponential back-off, only while
-the page's budget leaves time for another try and never while the circuit is open. A timeout
+the page's budget, or the longer ``BACKEND_RETRY_WINDOW_SECONDS`` from the page's arrival,
+leaves time for another try, and never while the circuit is open. A timeout
 is never retried: the budget is spent, so a stalled backend costs pages what it did before.
 The breaker counts the call once, by its final outcome. tenacity runs the loop.
 
@@ -82,8 +83,9 @@ CIRCUIT_FAILURE_STATUSES = frozenset({502, 503, 504})
 # A call with less time left in its page's budget is not worth making (seconds).
 MIN_CALL_SECONDS = 0.05
 # Retries of idempotent calls (module doc): attempts in all, and the jittered exponential
-# back-off between them (seconds: random up to 0.05, 0.1, 0.2, ... at most 0.25).
-RETRY_ATTEMPTS = 8
+# back-off between them (seconds: random up to 0.05, 0.1, 0.2, ... at most 0.25). Enough
+# attempts to span BACKEND_RETRY_WINDOW_SECONDS (3 s): time, not the count, is the bound.
+RETRY_ATTEMPTS = 30
 RETRY_BACKOFF_SECONDS = 0.05
 RETRY_MAX_BACKOFF_SECONDS = 0.25
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
@@ -245,6 +247,7 @@ class BackendClient:
             settings.BACKEND_READ_TIMEOUT_SECONDS, settings.BACKEND_MAX_TIMEOUT_SECONDS
         )
         self.readiness_timeout = settings.READINESS_TIMEOUT_SECONDS
+        self.retry_window = settings.BACKEND_RETRY_WINDOW_SECONDS
         # The shared key (BACKEND_API_KEY): the backend refuses /api/v1 calls without it.
         self.default_headers = {"Accept": "application/json"}
         if settings.backend_api_key:
@@ -342,8 +345,11 @@ class BackendClient:
 
         def attempt() -> httpx.Response:
             nonlocal sent
-            if sent and timeout is None:
-                kwargs["timeout"] = self._page_timeout()[0]  # what is left of the budget
+            if sent and page_start is not None:  # what is left of the budget or the window
+                left = page_start + max(budget, self.retry_window) - time.monotonic()
+                if left < MIN_CALL_SECONDS:
+                    raise BackendUnavailable("no time left to retry the backend call")
+                kwargs["timeout"] = self._timeouts(left)
             sent += 1
             return self._http().request(method, path or route, **kwargs)
 
@@ -380,7 +386,7 @@ class BackendClient:
         attempts, the page's budget (seconds from `page_start`) and a closed circuit allow;
         when it stops, the last outcome (response or exception) is the call's."""
 
-        breaker = self.breaker
+        breaker, retry_window = self.breaker, self.retry_window
 
         class no_time_left(stop_base):
             def __call__(self, state: RetryCallState) -> bool:
@@ -388,7 +394,8 @@ class BackendClient:
                     return True
                 if page_start is None:  # an explicit timeout (no page budget): attempts only
                     return False
-                left = page_start + budget - time.monotonic() - (state.upcoming_sleep or 0.0)
+                deadline = page_start + max(budget, retry_window)
+                left = deadline - time.monotonic() - (state.upcoming_sleep or 0.0)
                 return left < 2 * MIN_CALL_SECONDS
 
         def retrying(state: RetryCallState) -> None:
@@ -424,13 +431,16 @@ class BackendClient:
             raise BackendUnavailable(
                 f"page budget of {budget:.1f} s spent before calling the backend"
             )
-        timeouts = httpx.Timeout(
+        return self._timeouts(left), start, budget
+
+    def _timeouts(self, left: float) -> httpx.Timeout:
+        """The call's timeouts when `left` seconds remain (connect and pool at most theirs)."""
+        return httpx.Timeout(
             connect=min(self.timeout.connect or left, left),
             read=left,
             write=left,
             pool=min(self.timeout.pool or left, left),
         )
-        return timeouts, start, budget
 
     def _guarded(
         self, method: str, route: str, send: Callable[[], httpx.Response]

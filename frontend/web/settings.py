@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     BACKEND_CONNECT_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
     BACKEND_READ_TIMEOUT_SECONDS: float = Field(default=0.8, gt=0)
     BACKEND_MAX_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0)
+    # Seconds from a page's arrival within which a call that got a fast, explicit "not now"
+    # (503, refused, closed or reset connection) may still be retried when that is safe, even
+    # past the page budget: the hand-over of a rolling deploy (old backend stopping, new one
+    # opening the file) took up to 1.35 s on a busy machine, longer than the 0.8 s budget.
+    # Timeouts are never retried, so a stalled backend still costs a page its budget.
+    BACKEND_RETRY_WINDOW_SECONDS: float = Field(default=3.0, ge=0, le=30)
     # Circuit breaker (web/circuit_breaker.py, per worker): this many failed calls in a row
     # open it; it stays open this long (seconds), then one trial call decides.
     BACKEND_CIRCUIT_FAILURES: int = Field(default=3, ge=1, le=1000)
