@@ -18,6 +18,24 @@ from api.settings import Settings
 # The key the test clients send (BACKEND_API_KEY); tests of the refusal send none.
 API_KEY = "backend-test-api-key-0123456789-abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+PROBLEM = "application/problem+json"
+
+
+def new_flight(**fields: object) -> dict[str, object]:
+    """The fewest fields a valid POST /api/v1/flights needs (a UA flight from JFK on
+    2013-07-04), with `fields` replacing or adding any."""
+    return {
+        "year": 2013,
+        "month": 7,
+        "day": 4,
+        "sched_dep_time": 915,
+        "sched_arr_time": 1230,
+        "carrier": "UA",
+        "flight": 4242,
+        "origin": "JFK",
+        "dest": "LAX",
+        **fields,
+    }
 
 
 @pytest.fixture(autouse=True)

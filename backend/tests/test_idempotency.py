@@ -13,19 +13,9 @@ from fastapi.testclient import TestClient
 
 from api.db.database import run_query
 from api.idempotency import KEY_TTL_SECONDS, parse_key, purge_expired
+from tests.conftest import PROBLEM, new_flight
 
-PROBLEM = "application/problem+json"
-NEW_FLIGHT: dict[str, Any] = {
-    "year": 2013,
-    "month": 7,
-    "day": 4,
-    "sched_dep_time": 915,
-    "sched_arr_time": 1230,
-    "carrier": "UA",
-    "flight": 9343,
-    "origin": "JFK",
-    "dest": "SJU",
-}
+NEW_FLIGHT: dict[str, Any] = new_flight(flight=9343, dest="SJU")
 
 
 def key() -> dict[str, str]:

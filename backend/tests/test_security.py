@@ -24,24 +24,21 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import SettingsError, get_settings
-from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
+from tests.conftest import (
+    API_KEY,
+    AUTH,
+    PROBLEM,
+    ReadyTestClient,
+    copy_db,
+    make_settings,
+    new_flight,
+)
 from tests.test_observability import HEX32, parse_lines
 from tests.test_server_process import free_port, wait_ready
 
 BACKEND = Path(__file__).resolve().parents[1]
-PROBLEM = "application/problem+json"
 STRONG = "Zq8-vT3nLw0yRb6KpX2sGd9mHf4jCe7aUo1"  # 35 characters, all different
-NEW_FLIGHT: dict[str, Any] = {
-    "year": 2013,
-    "month": 7,
-    "day": 4,
-    "sched_dep_time": 915,
-    "sched_arr_time": 1230,
-    "carrier": "UA",
-    "flight": 4242,
-    "origin": "JFK",
-    "dest": "LAX",
-}
+NEW_FLIGHT: dict[str, Any] = new_flight()
 
 
 @pytest.fixture
