@@ -7,22 +7,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-PROBLEM = "application/problem+json"
+from tests.conftest import PROBLEM, new_flight
 
-NEW_FLIGHT: dict[str, Any] = {
-    "year": 2013,
-    "month": 7,
-    "day": 4,
-    "sched_dep_time": 915,
-    "sched_arr_time": 1230,
-    "carrier": "UA",
-    "flight": 4242,
-    "origin": "JFK",
-    "dest": "SJU",  # absent from airports, like in the real data
-    "dep_time": 920,
-    "dep_delay": 5,
-    "tailnum": "N14228",
-}
+# SJU is absent from airports, like in the real data.
+NEW_FLIGHT: dict[str, Any] = new_flight(dest="SJU", dep_time=920, dep_delay=5, tailnum="N14228")
 
 
 def sort_key(item: dict[str, Any]) -> tuple[int, ...]:

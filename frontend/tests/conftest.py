@@ -50,3 +50,13 @@ def app(make_app: Callable[..., Flask], fake_backend: FakeBackend) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+class Clock:
+    """A monotonic clock for unit tests (seconds): reads `now`, which the test advances."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now

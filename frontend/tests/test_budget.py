@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
+from tests.conftest import Clock
 from web.budget import Budget
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_fast_backend_gets_the_floor_slow_one_more_and_it_decays() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     budget = Budget(floor=1.0, cap=5.0, half_life=10.0, clock=clock)
     budget.succeeded(0.05)
     assert budget.seconds() == 1.0  # twice 50 ms is below the floor
@@ -27,7 +20,7 @@ def test_fast_backend_gets_the_floor_slow_one_more_and_it_decays() -> None:
 
 
 def test_timeouts_double_the_budget_up_to_the_cap_and_a_success_ends_it() -> None:
-    budget = Budget(floor=1.0, cap=5.0, clock=Clock())
+    budget = Budget(floor=1.0, cap=5.0, clock=Clock(0.0))
     budget.succeeded(0.01)
     budget.timed_out(1.0)
     assert budget.seconds() == 2.0
@@ -41,7 +34,7 @@ def test_timeouts_double_the_budget_up_to_the_cap_and_a_success_ends_it() -> Non
 def test_a_worker_without_an_answer_yet_allows_the_cap() -> None:
     # Regression: a new worker started at the floor, so a cold start slower than it failed the
     # worker's first pages in parallel and opened its circuit breaker (load gate, CI).
-    budget = Budget(floor=1.0, cap=5.0, clock=Clock())
+    budget = Budget(floor=1.0, cap=5.0, clock=Clock(0.0))
     assert budget.seconds() == 5.0
     budget.timed_out(5.0)  # a timeout is not an answer: still nothing learnt
     assert budget.seconds() == 5.0

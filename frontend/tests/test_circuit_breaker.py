@@ -9,20 +9,13 @@ import time
 
 import pytest
 
+from tests.conftest import Clock
 from tests.fake_backend import FakeBackend
 from web.circuit_breaker import CircuitBreaker, CircuitOpen
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_opens_after_consecutive_failures_then_one_trial_decides() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     changes: list[tuple[str, str]] = []
     breaker = CircuitBreaker(3, 2.0, on_change=lambda a, b: changes.append((a, b)), clock=clock)
     for _ in range(2):
@@ -59,7 +52,7 @@ def test_failures_overlapping_a_success_do_not_open_the_circuit() -> None:
     # Regression: on a busy machine a burst of pages timed out together while other calls
     # were still answered; their failures opened the circuit (1.9 % failed pages in the load
     # gate's slow-machine self-test on CI).
-    clock = Clock()
+    clock = Clock(100.0)
     breaker = CircuitBreaker(3, 2.0, clock=clock)
     started = clock.now
     slow = [breaker.acquire() for _ in range(4)]  # four calls admitted together
