@@ -315,7 +315,6 @@ class BackendClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        timeout: float | httpx.Timeout | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
         """Send one request (retried when safe, see the module doc) and translate failures into
@@ -333,19 +332,14 @@ class BackendClient:
             kwargs["json"] = json
         if idempotency_key is not None:
             kwargs["headers"] = {IDEMPOTENCY_HEADER: f'"{idempotency_key}"'}  # an sf-string
-        page_start: float | None = None
-        budget = 0.0
-        if timeout is None:
-            kwargs["timeout"], page_start, budget = self._page_timeout()
-        else:
-            kwargs["timeout"] = timeout
+        kwargs["timeout"], page_start, budget = self._page_timeout()
         retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
 
         sent = 0
 
         def attempt() -> httpx.Response:
             nonlocal sent
-            if sent and page_start is not None:  # what is left of the budget or the window
+            if sent:  # what is left of the budget or the window
                 left = page_start + max(budget, self.retry_window) - time.monotonic()
                 if left < MIN_CALL_SECONDS:
                     raise BackendUnavailable("no time left to retry the backend call")
@@ -359,15 +353,13 @@ class BackendClient:
             response = self._guarded(method, route, lambda: attempts(attempt))
         except httpx.TimeoutException as exc:
             self._observe(method, route, None, time.perf_counter() - started)
-            if page_start is not None:
-                self.budget.timed_out(budget)
+            self.budget.timed_out(budget)
             raise BackendUnavailable(f"backend timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             self._observe(method, route, None, time.perf_counter() - started)
             raise BackendUnavailable(f"backend unreachable ({type(exc).__name__})") from exc
         self._observe(method, route, response.status_code, time.perf_counter() - started)
-        if page_start is not None:
-            self.budget.succeeded(time.monotonic() - page_start)
+        self.budget.succeeded(time.monotonic() - page_start)
 
         status = response.status_code
         if 200 <= status < 300:
@@ -381,7 +373,7 @@ class BackendClient:
             raise BackendUnavailable(f"backend answered {status}: {detail}", status_code=status)
         raise BackendError(f"backend answered {status}: {detail}", status_code=status)
 
-    def _retrying(self, retryable: bool, page_start: float | None, budget: float) -> Retrying:
+    def _retrying(self, retryable: bool, page_start: float, budget: float) -> Retrying:
         """The retry policy of one call (module doc): after RETRY_ERRORS or a 503, while
         attempts, the page's budget (seconds from `page_start`) and a closed circuit allow;
         when it stops, the last outcome (response or exception) is the call's."""
@@ -392,8 +384,6 @@ class BackendClient:
             def __call__(self, state: RetryCallState) -> bool:
                 if breaker.state == "open":
                     return True
-                if page_start is None:  # an explicit timeout (no page budget): attempts only
-                    return False
                 deadline = page_start + max(budget, retry_window)
                 left = deadline - time.monotonic() - (state.upcoming_sleep or 0.0)
                 return left < 2 * MIN_CALL_SECONDS
