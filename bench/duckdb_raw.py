@@ -32,8 +32,11 @@ _NO_CURSOR = dict.fromkeys(
 
 # The parameters the API passes for the benchmarked requests (see api/routes/*.py).
 QUERIES: dict[str, Any] = {
-    "stats_carriers": lambda: {"origin": None, "month": None},
-    "stats_daily": lambda: {"origin": None, "carrier": None},
+    "stats_carriers": lambda: {"origin": None, "month": None, "year": None},
+    "stats_daily": lambda: {"origin": None, "carrier": None, "year": None},
+    "stats_hours": lambda: {"origin": None, "month": None, "year": None},
+    "stats_destinations": lambda: {"origin": None, "month": None, "year": None, "limit": 15},
+    "stats_weather": lambda: {"origin": None, "month": None, "year": None},
     "flight_list": lambda: {
         "origin": "JFK",
         "dest": None,

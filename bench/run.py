@@ -68,6 +68,9 @@ SCENARIOS: dict[str, tuple[str, str, str | None]] = {
     "dashboard /": ("frontend", "/", None),
     "api stats/carriers": ("backend", "/api/v1/stats/carriers", "stats_carriers"),
     "api stats/daily": ("backend", "/api/v1/stats/daily", "stats_daily"),
+    "api stats/hours": ("backend", "/api/v1/stats/hours", "stats_hours"),
+    "api stats/destinations": ("backend", "/api/v1/stats/destinations", "stats_destinations"),
+    "api stats/weather": ("backend", "/api/v1/stats/weather", "stats_weather"),
     "api flights?origin=JFK&carrier=UA": (
         "backend",
         "/api/v1/flights?origin=JFK&carrier=UA",

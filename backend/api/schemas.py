@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -237,6 +237,20 @@ class FlightPage(BaseModel):
     next_cursor: str | None
 
 
+def _round_to(digits: int) -> AfterValidator:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return AfterValidator(rounded)
+
+
+# Aggregates as the stats answers show them (docs/api.md): a mean delay in minutes to 0.1 min
+# (the data's delays are whole minutes; 53.80000000000007 said nothing more than 53.8), a
+# share in 0..1 to 0.001 (0.1 percentage point).
+StatMinutes = Annotated[float | None, _round_to(1)]
+StatShare = Annotated[float | None, _round_to(3)]
+
+
 class CarrierStats(BaseModel):
     """Per-carrier figures; delays in minutes, `on_time_share` in 0..1 (arr_delay <= 15)."""
 
@@ -245,9 +259,9 @@ class CarrierStats(BaseModel):
     flights: int
     cancelled: int
     arrived: int  # flights with a known arrival delay: the base of the three figures below
-    mean_arr_delay: float | None
-    p95_arr_delay: float | None
-    on_time_share: float | None
+    mean_arr_delay: StatMinutes
+    p95_arr_delay: StatMinutes
+    on_time_share: StatShare
 
 
 class CarrierStatsList(BaseModel):
@@ -255,11 +269,65 @@ class CarrierStatsList(BaseModel):
 
 
 class DailyStats(BaseModel):
-    """Flights per scheduled departure date and their mean departure delay (minutes)."""
+    """Flights per scheduled departure date and their mean departure and arrival delays
+    (minutes)."""
 
     date: dt.date
     flights: int
-    mean_dep_delay: float | None
+    mean_dep_delay: StatMinutes
+    mean_arr_delay: StatMinutes
+
+
+class HourStats(BaseModel):
+    """Flights per scheduled departure hour (0..23, local time at the origin): delays in
+    minutes, `on_time_share` in 0..1 (arr_delay <= 15) of the `arrived` flights."""
+
+    hour: int
+    flights: int
+    cancelled: int
+    arrived: int
+    mean_dep_delay: StatMinutes
+    mean_arr_delay: StatMinutes
+    on_time_share: StatShare
+
+
+class HourStatsList(BaseModel):
+    items: list[HourStats]
+
+
+class DestinationStats(BaseModel):
+    """Flights per destination; `name` is null for the destinations absent from `airports`."""
+
+    dest: str
+    name: str | None
+    flights: int
+    cancelled: int
+    arrived: int
+    mean_arr_delay: StatMinutes
+    on_time_share: StatShare
+
+
+class DestinationStatsList(BaseModel):
+    items: list[DestinationStats]
+
+
+class WeatherBandStats(BaseModel):
+    """Flights whose origin's weather at the scheduled departure hour had `measure` in
+    [`lower`, `upper`) (`upper` null: no upper bound). Units: `precip` inches in the hour,
+    `visib` miles, `wind_speed` mph. Delays in minutes, `cancelled_share` in 0..1."""
+
+    measure: Literal["precip", "visib", "wind_speed"]
+    lower: float
+    upper: float | None
+    flights: int
+    cancelled: int
+    cancelled_share: StatShare
+    mean_dep_delay: StatMinutes
+    mean_arr_delay: StatMinutes
+
+
+class WeatherStatsList(BaseModel):
+    items: list[WeatherBandStats]
 
 
 class DailyStatsList(BaseModel):

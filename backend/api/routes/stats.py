@@ -15,9 +15,23 @@ from pydantic import BaseModel
 
 from api.db.database import run_query
 from api.dependencies import Results, get_database
-from api.schemas import AirportFilter, CarrierFilter, CarrierStatsList, DailyStatsList
+from api.schemas import (
+    AirportFilter,
+    CarrierFilter,
+    CarrierStatsList,
+    DailyStatsList,
+    DestinationStatsList,
+    HourStatsList,
+    WeatherStatsList,
+)
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
+
+# The scope filters of every stats answer (with `origin`): a month (of any year) and a year.
+MonthFilter = Annotated[int | None, Query(ge=1, le=12, description="1..12")]
+YearFilter = Annotated[int | None, Query(ge=2000, le=2100, description="e.g. 2013")]
+# Destinations in one answer: at most every destination (the demo data has 105).
+MAX_DESTINATIONS = 200
 
 
 def _body(request: Request, name: str, params: dict[str, Any], model: type[BaseModel]) -> bytes:
@@ -40,21 +54,72 @@ async def carrier_stats(
     request: Request,
     results: Results,
     origin: AirportFilter = None,
-    month: Annotated[int | None, Query(ge=1, le=12)] = None,
+    month: MonthFilter = None,
+    year: YearFilter = None,
 ) -> Response:
     """Per carrier (ordered by code): flights, cancelled (no dep_time), mean and p95 arrival
     delay in minutes and on_time_share (arr_delay <= 15) over flights with a known
     arr_delay. Empty `items` when no flight matches the filters. Reused until the next write."""
-    params = {"origin": origin, "month": month}
+    params = {"origin": origin, "month": month, "year": year}
     return await _answer(request, results, "stats_carriers", params, CarrierStatsList)
 
 
 @router.get("/daily", response_model=DailyStatsList)
 async def daily_stats(
-    request: Request, results: Results, origin: AirportFilter = None, carrier: CarrierFilter = None
+    request: Request,
+    results: Results,
+    origin: AirportFilter = None,
+    carrier: CarrierFilter = None,
+    year: YearFilter = None,
 ) -> Response:
-    """Per scheduled departure date (ordered): flights and mean departure delay (minutes).
-
-    Reused until the next write."""
-    params = {"origin": origin, "carrier": carrier}
+    """Per scheduled departure date (ordered): flights, mean departure and arrival delay
+    (minutes). Reused until the next write."""
+    params = {"origin": origin, "carrier": carrier, "year": year}
     return await _answer(request, results, "stats_daily", params, DailyStatsList)
+
+
+@router.get("/hours", response_model=HourStatsList)
+async def hour_stats(
+    request: Request,
+    results: Results,
+    origin: AirportFilter = None,
+    month: MonthFilter = None,
+    year: YearFilter = None,
+) -> Response:
+    """Per scheduled departure hour (0..23 local, ordered; hours without flights are
+    absent): flights, cancelled, mean departure and arrival delay (minutes), on_time_share.
+    Reused until the next write."""
+    params = {"origin": origin, "month": month, "year": year}
+    return await _answer(request, results, "stats_hours", params, HourStatsList)
+
+
+@router.get("/destinations", response_model=DestinationStatsList)
+async def destination_stats(
+    request: Request,
+    results: Results,
+    origin: AirportFilter = None,
+    month: MonthFilter = None,
+    year: YearFilter = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_DESTINATIONS)] = 20,
+) -> Response:
+    """The `limit` destinations with the most flights (ordered by flights, then code):
+    flights, cancelled, mean arrival delay (minutes), on_time_share; `name` is null for
+    destinations absent from the airports table. Reused until the next write."""
+    params = {"origin": origin, "month": month, "year": year, "limit": limit}
+    return await _answer(request, results, "stats_destinations", params, DestinationStatsList)
+
+
+@router.get("/weather", response_model=WeatherStatsList)
+async def weather_stats(
+    request: Request,
+    results: Results,
+    origin: AirportFilter = None,
+    month: MonthFilter = None,
+    year: YearFilter = None,
+) -> Response:
+    """Flights by the weather at their origin in their scheduled departure hour, in bands of
+    precipitation, visibility and wind speed (docs/api.md): flights, cancelled, mean
+    departure and arrival delay (minutes). Flights without a reading are left out. Reused
+    until the next write."""
+    params = {"origin": origin, "month": month, "year": year}
+    return await _answer(request, results, "stats_weather", params, WeatherStatsList)

@@ -1,0 +1,211 @@
+"""The dashboard's aggregates (/api/v1/stats/hours, /destinations, /weather, the year scope and
+the rounding of every stats answer), each checked against the same figure computed in Python
+from the raw rows of the demo database (not against numbers written down here)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import new_flight
+
+FLIGHT_COLUMNS = "origin, month, year, day, hour, dest, carrier, dep_time, dep_delay, arr_delay"
+
+
+@pytest.fixture(scope="module")
+def raw(template_db: Path) -> Iterator[dict[str, Any]]:
+    """The raw rows: flights as dicts, weather keyed by (origin, time_hour), airport names."""
+    with duckdb.connect(str(template_db), read_only=True) as con:
+        cols = [c.strip() for c in FLIGHT_COLUMNS.split(",")]
+        query = f"SELECT {FLIGHT_COLUMNS}, time_hour FROM flights"
+        flights = [
+            dict(zip([*cols, "time_hour"], row, strict=True))
+            for row in con.execute(query).fetchall()
+        ]
+        weather = {
+            (o, t): (p, v, w)
+            for o, t, p, v, w in con.execute(
+                "SELECT origin, time_hour, precip, visib, wind_speed FROM weather"
+            ).fetchall()
+        }
+        names = dict(con.execute("SELECT faa, name FROM airports").fetchall())
+    yield {"flights": flights, "weather": weather, "names": names}
+
+
+def mean(values: list[int]) -> float | None:
+    return round(statistics.fmean(values), 1) if values else None
+
+
+def share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures every stats answer computes, from raw rows, rounded as the API promises."""
+    arr = [r["arr_delay"] for r in rows if r["arr_delay"] is not None]
+    return {
+        "flights": len(rows),
+        "cancelled": sum(r["dep_time"] is None for r in rows),
+        "arrived": len(arr),
+        "mean_dep_delay": mean([r["dep_delay"] for r in rows if r["dep_delay"] is not None]),
+        "mean_arr_delay": mean(arr),
+        "on_time_share": share(sum(d <= 15 for d in arr), len(arr)),
+    }
+
+
+def grouped(rows: list[dict[str, Any]], key: str) -> dict[Any, list[dict[str, Any]]]:
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    return groups
+
+
+def get(client: TestClient, path: str, **params: object) -> list[dict[str, Any]]:
+    response = client.get(f"/api/v1/stats/{path}", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+@pytest.mark.parametrize("scope", [{}, {"origin": "LGA", "month": 2}, {"year": 2013}])
+def test_hours_are_the_figures_of_the_raw_rows(
+    client: TestClient, raw: dict[str, Any], scope: dict[str, Any]
+) -> None:
+    rows = [f for f in raw["flights"] if all(f[k] == v for k, v in scope.items())]
+    expected = [
+        {"hour": hour, **figures(group)} for hour, group in sorted(grouped(rows, "hour").items())
+    ]
+    assert get(client, "hours", **scope) == expected
+    assert len(expected) > 15
+
+
+def test_destinations_are_the_busiest_with_names_where_known(
+    client: TestClient, raw: dict[str, Any]
+) -> None:
+    rows = [f for f in raw["flights"] if f["origin"] == "JFK"]
+    groups = sorted(grouped(rows, "dest").items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    want = []
+    for dest, group in groups:
+        row = {"dest": dest, "name": raw["names"].get(dest), **figures(group)}
+        del row["mean_dep_delay"]
+        want.append(row)
+    assert get(client, "destinations", origin="JFK", limit=12) == want[:12]
+    everything = get(client, "destinations", limit=200)
+    assert len(everything) == len({f["dest"] for f in raw["flights"]})
+    unnamed = [d for d in everything if d["name"] is None]
+    assert unnamed and all(d["dest"] not in raw["names"] for d in unnamed)  # e.g. BQN, SJU
+
+
+def band(measure: str, value: float | None) -> tuple[float, float | None] | None:
+    cuts = {"precip": [0.0, 0.01, 0.1, 0.3], "visib": [0.0, 1.0, 3.0, 5.0, 10.0],
+            "wind_speed": [0.0, 10.0, 20.0, 30.0]}[measure]  # fmt: skip
+    if value is None or (measure == "wind_speed" and value > 100):
+        return None
+    lower = max(c for c in cuts if c <= value)
+    upper = next((c for c in cuts if c > lower), None)
+    return lower, upper
+
+
+@pytest.mark.parametrize("scope", [{}, {"origin": "EWR", "month": 12}])
+def test_weather_bands_are_the_figures_of_the_joined_raw_rows(
+    client: TestClient, raw: dict[str, Any], scope: dict[str, Any]
+) -> None:
+    groups: dict[tuple[str, float, float | None], list[dict[str, Any]]] = defaultdict(list)
+    for f in raw["flights"]:
+        if not all(f[k] == v for k, v in scope.items()):
+            continue
+        reading = raw["weather"].get((f["origin"], f["time_hour"]))
+        if reading is None:
+            continue
+        for measure, value in zip(("precip", "visib", "wind_speed"), reading, strict=True):
+            cut = band(measure, value)
+            if cut is not None:
+                groups[(measure, *cut)].append(f)
+    expected = []
+    for (measure, lower, upper), group in sorted(groups.items(), key=lambda kv: kv[0][:2]):
+        fig = figures(group)
+        expected.append(
+            {"measure": measure, "lower": lower, "upper": upper, "flights": fig["flights"],
+             "cancelled": fig["cancelled"], "cancelled_share": share(fig["cancelled"], len(group)),
+             "mean_dep_delay": fig["mean_dep_delay"], "mean_arr_delay": fig["mean_arr_delay"]}
+        )  # fmt: skip
+    assert get(client, "weather", **scope) == expected
+    if not scope:
+        assert len(expected) == 13  # every band has flights over the whole data
+        heavy = next(e for e in expected if e["measure"] == "precip" and e["upper"] is None)
+        dry = next(e for e in expected if e["measure"] == "precip" and e["lower"] == 0)
+        assert heavy["mean_dep_delay"] > dry["mean_dep_delay"]  # what the chart is for
+
+
+def test_every_delay_is_rounded_to_a_tenth_and_every_share_to_a_thousandth(
+    client: TestClient,
+) -> None:
+    answers = [get(client, p) for p in ("carriers", "daily", "hours", "destinations", "weather")]
+    checked = 0
+    for items in answers:
+        for item in items:
+            for key, value in item.items():
+                if value is None or not isinstance(value, float) or key in ("lower", "upper"):
+                    continue
+                digits = 3 if key.endswith("_share") else 1
+                assert value == round(value, digits), (key, value)
+                checked += 1
+    assert checked > 800
+    ua = next(i for i in answers[0] if i["carrier"] == "UA")
+    assert len(repr(ua["p95_arr_delay"])) <= 6
+
+
+def test_daily_has_both_mean_delays(client: TestClient, raw: dict[str, Any]) -> None:
+    rows = [f for f in raw["flights"] if f["origin"] == "JFK"]
+    dated = [{**r, "date": f"{r['year']}-{r['month']:02d}-{r['day']:02d}"} for r in rows]
+    days = grouped(dated, "date")
+    expected = []
+    for day, group in sorted(days.items()):
+        fig = figures(group)
+        expected.append({"date": day, "flights": fig["flights"],
+                         "mean_dep_delay": fig["mean_dep_delay"],
+                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+    assert get(client, "daily", origin="JFK") == expected
+    assert len(expected) == 365
+
+
+def test_the_year_scope_keeps_a_flight_of_another_year_apart(
+    writable_client: TestClient,
+) -> None:
+    created = writable_client.post("/api/v1/flights", json=new_flight(year=2014, month=3, day=2))
+    assert created.status_code == 201, created.text
+    all_years = sum(i["flights"] for i in get(writable_client, "carriers"))
+    in_2013 = sum(i["flights"] for i in get(writable_client, "carriers", year=2013))
+    in_2014 = get(writable_client, "hours", year=2014)
+    assert all_years == in_2013 + 1
+    assert [(h["hour"], h["flights"]) for h in in_2014] == [(9, 1)]
+    daily = get(writable_client, "daily", year=2014)
+    assert [d["date"] for d in daily] == ["2014-03-02"]
+    assert get(writable_client, "weather", year=2014) == []  # no weather readings in 2014
+    assert get(writable_client, "destinations", year=2014)[0]["dest"] == "LAX"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("hours", {"month": 13}, "month"),
+        ("weather", {"year": 1999}, "year"),
+        ("destinations", {"limit": 0}, "limit"),
+        ("destinations", {"limit": 201}, "limit"),
+        ("carriers", {"year": "x"}, "year"),
+    ],
+)
+def test_bad_scope_is_a_422_naming_the_field(
+    client: TestClient, path: str, params: dict[str, Any], field: str
+) -> None:
+    response = client.get(f"/api/v1/stats/{path}", params=params)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in response.json()["errors"]]
