@@ -27,8 +27,28 @@ CARRIER_STATS = [
      "arrived": 57782, "mean_arr_delay": 3.558, "p95_arr_delay": 95.0, "on_time_share": 0.79},
 ]  # fmt: skip
 DAILY = [
-    {"date": f"2013-{m:02d}-{d:02d}", "flights": 800 + (m * 7 + d) % 200, "mean_dep_delay": 12.5}
+    {"date": f"2013-{m:02d}-{d:02d}", "flights": 800 + (m * 7 + d) % 200, "mean_dep_delay": 12.5,
+     "mean_arr_delay": float((m * 5 + d) % 30 - 8)}
     for m in range(1, 13) for d in (1, 10, 20)
+]  # fmt: skip
+HOURS = [
+    {"hour": h, "flights": 1000 + h, "cancelled": h, "arrived": 990, "mean_dep_delay": h - 5.0,
+     "mean_arr_delay": h * 1.5 - 10, "on_time_share": 0.8}
+    for h in range(5, 24)
+]  # fmt: skip
+DESTINATIONS = [
+    {"dest": "ORD", "name": "Chicago Ohare Intl", "flights": 17283, "cancelled": 641,
+     "arrived": 16566, "mean_arr_delay": 5.9, "on_time_share": 0.767},
+    {"dest": "BQN", "name": None, "flights": 896, "cancelled": 6, "arrived": 888,
+     "mean_arr_delay": 8.2, "on_time_share": 0.7},
+]  # fmt: skip
+WEATHER = [
+    {"measure": "precip", "lower": 0.0, "upper": 0.01, "flights": 312218, "cancelled": 6311,
+     "cancelled_share": 0.02, "mean_dep_delay": 11.4, "mean_arr_delay": 5.1},
+    {"measure": "precip", "lower": 0.3, "upper": None, "flights": 799, "cancelled": 72,
+     "cancelled_share": 0.09, "mean_dep_delay": 46.8, "mean_arr_delay": 53.7},
+    {"measure": "visib", "lower": 1.0, "upper": 3.0, "flights": 9163, "cancelled": 768,
+     "cancelled_share": 0.084, "mean_dep_delay": 25.4, "mean_arr_delay": 29.5},
 ]  # fmt: skip
 
 
@@ -59,6 +79,9 @@ class FakeBackend:
             3: make_flight(3, day=2),
         }  # fmt: skip
         self.status_override: int | None = None
+        # The /stats/hours answer (a test may break it to see a malformed answer refused).
+        self.hours: list[Any] = [dict(h) for h in HOURS]
+        self.daily: list[Any] = [dict(d) for d in DAILY]
         self.requests: list[tuple[str, str, Any]] = []
         # (method, path, headers with lower-case names) of every request, e.g. to check that
         # X-Request-ID and traceparent crossed the hop.
@@ -100,7 +123,13 @@ class FakeBackend:
         if path == "/api/v1/stats/carriers":
             return 200, {"items": CARRIER_STATS}
         if path == "/api/v1/stats/daily":
-            return 200, {"items": DAILY}
+            return 200, {"items": self.daily}
+        if path == "/api/v1/stats/hours":
+            return 200, {"items": self.hours}
+        if path == "/api/v1/stats/destinations":
+            return 200, {"items": DESTINATIONS}
+        if path == "/api/v1/stats/weather":
+            return 200, {"items": WEATHER}
         if path == "/api/v1/flights" and method == "GET":
             return self.list_flights(query)
         if path == "/api/v1/flights" and method == "POST":

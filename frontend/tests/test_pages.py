@@ -25,13 +25,13 @@ def test_dashboard(client: Any, fake_backend: FakeBackend) -> None:
     assert "91,394" in html  # 32,729 + 58,665 flights
     assert "1,322" in html  # cancelled
     assert "%" in html and " min" in html
-    assert html.count("<svg") == 2
-    assert "<title" in html and 'role="img"' in html
+    assert html.count("<svg") == 5  # carriers, per day, hours, destinations, weather
+    assert "<title" in html and 'role="img"' in html  # weather: no links, an image
     assert 'class="highlight"' in html  # March shaded
     assert (
         "GET",
         "/api/v1/stats/carriers",
-        {"origin": "JFK", "month": "3"},
+        {"origin": "JFK", "month": "3", "year": "2013"},
     ) in fake_backend.requests
     assert "<script" not in html and "http://" not in html.split("</head>")[0]
 

@@ -50,6 +50,7 @@ from typing import Any, Literal, TypedDict
 import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -142,11 +143,60 @@ class CarrierStat(TypedDict):
 
 
 class DailyStat(TypedDict):
-    """One row of ``GET /stats/daily``: ISO ``date``, flight count, mean departure delay (min)."""
+    """One row of ``GET /stats/daily``: ISO ``date``, flight count, mean departure and arrival
+    delay (minutes)."""
 
     date: str
     flights: int
     mean_dep_delay: float | None
+    mean_arr_delay: float | None
+
+
+class _Answer(BaseModel):
+    """Base of the answer types validated on receipt: extra fields are allowed (the backend
+    may add some), missing or mistyped ones make the answer malformed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class HourStat(_Answer):
+    """One row of ``GET /stats/hours``: scheduled departure hour 0..23 (local), delays in
+    minutes, ``on_time_share`` in 0..1."""
+
+    hour: int
+    flights: int
+    cancelled: int
+    arrived: int
+    mean_dep_delay: float | None
+    mean_arr_delay: float | None
+    on_time_share: float | None
+
+
+class DestinationStat(_Answer):
+    """One row of ``GET /stats/destinations``; ``name`` is None where airports has none."""
+
+    dest: str
+    name: str | None
+    flights: int
+    cancelled: int
+    arrived: int
+    mean_arr_delay: float | None
+    on_time_share: float | None
+
+
+class WeatherBandStat(_Answer):
+    """One row of ``GET /stats/weather``: flights whose origin's weather in their scheduled
+    hour had ``measure`` (``precip`` inches, ``visib`` miles, ``wind_speed`` mph) in
+    [``lower``, ``upper``) (``upper`` None: unbounded); delays in minutes."""
+
+    measure: Literal["precip", "visib", "wind_speed"]
+    lower: float
+    upper: float | None
+    flights: int
+    cancelled: int
+    cancelled_share: float | None
+    mean_dep_delay: float | None
+    mean_arr_delay: float | None
 
 
 class Airline(TypedDict):
@@ -224,6 +274,22 @@ def _items(body: Any, what: str) -> list[Any]:
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise BackendUnavailable(f"malformed response from backend for {what}")
     return body["items"]
+
+
+def _validated_items(body: Any, adapter: TypeAdapter[list[Any]], what: str) -> list[Any]:
+    """``body["items"]`` validated by ``adapter`` (pydantic models); a body of the wrong shape
+    raises BackendUnavailable, like any other malformed answer."""
+    try:
+        return adapter.validate_python(_items(body, what))
+    except ValidationError as exc:
+        raise BackendUnavailable(
+            f"malformed response from backend for {what}: {exc.error_count()} invalid field(s)"
+        ) from exc
+
+
+_HOURS = TypeAdapter(list[HourStat])
+_DESTINATIONS = TypeAdapter(list[DestinationStat])
+_WEATHER = TypeAdapter(list[WeatherBandStat])
 
 
 class BackendClient:
@@ -536,12 +602,41 @@ class BackendClient:
     # -- statistics and reference data ------------------------------------------------------
 
     def carrier_stats(
-        self, origin: str | None = None, month: int | None = None
+        self, origin: str | None = None, month: int | None = None, year: int | None = None
     ) -> list[CarrierStat]:
         """``GET /stats/carriers``: per-carrier counts and arrival-delay figures, by carrier."""
-        params = {"origin": origin, "month": month}
+        params = {"origin": origin, "month": month, "year": year}
         body = self._json(self._request("GET", f"{API_PREFIX}/stats/carriers", params=params))
         return _items(body, "carrier stats")
+
+    def hour_stats(
+        self, origin: str | None = None, month: int | None = None, year: int | None = None
+    ) -> list[HourStat]:
+        """``GET /stats/hours``: figures per scheduled departure hour, ordered by hour."""
+        params = {"origin": origin, "month": month, "year": year}
+        body = self._json(self._request("GET", f"{API_PREFIX}/stats/hours", params=params))
+        return _validated_items(body, _HOURS, "hour stats")
+
+    def destination_stats(
+        self,
+        origin: str | None = None,
+        month: int | None = None,
+        year: int | None = None,
+        limit: int = 20,
+    ) -> list[DestinationStat]:
+        """``GET /stats/destinations``: the ``limit`` busiest destinations, busiest first."""
+        params = {"origin": origin, "month": month, "year": year, "limit": limit}
+        route = f"{API_PREFIX}/stats/destinations"
+        body = self._json(self._request("GET", route, params=params))
+        return _validated_items(body, _DESTINATIONS, "destination stats")
+
+    def weather_stats(
+        self, origin: str | None = None, month: int | None = None, year: int | None = None
+    ) -> list[WeatherBandStat]:
+        """``GET /stats/weather``: figures per band of weather at the origin (docs/api.md)."""
+        params = {"origin": origin, "month": month, "year": year}
+        body = self._json(self._request("GET", f"{API_PREFIX}/stats/weather", params=params))
+        return _validated_items(body, _WEATHER, "weather stats")
 
     def daily_stats(self, origin: str | None = None, carrier: str | None = None) -> list[DailyStat]:
         """``GET /stats/daily``: flights and mean departure delay per day, ordered by date."""

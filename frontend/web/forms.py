@@ -229,11 +229,20 @@ class SearchForm(Form):
 
 
 class DashboardForm(Form):
-    """Dashboard filters (GET): origin airport and month."""
+    """Dashboard filters (GET): origin airport, month and year.
+
+    ``year`` is checked for its shape only (the years the data has are known once the
+    dashboard's data is in; a year it lacks falls back to the default one)."""
 
     origin = SelectField("Origin", default="")
     month = SelectField(
         "Month",
         default="",
         choices=options([("", "All months"), *((str(i), m) for i, m in enumerate(MONTHS, 1))]),
+    )
+    year = SelectField(
+        "Year",
+        default="",
+        validate_choice=False,
+        validators=[Optional(), Regexp(r"^(20\d\d|2100)$", message="A year 2000..2100.")],
     )

@@ -1,11 +1,20 @@
-"""Dashboard ``/``: headline figures and two charts, filtered by origin and month (GET form).
+"""Dashboard ``/``: headline figures and charts of delays, filtered by origin, month and year.
 
-Data: ``/stats/carriers`` (headline figures, delay-by-carrier bars) and ``/stats/daily``
-(flights per day over the whole year; the selected month is shaded).
+Data (backend ``/api/v1/stats/...``): ``carriers`` (headline figures, delay by carrier),
+``daily`` (mean delay per day of the chosen year; the selected month is shaded), ``hours``
+(delay by scheduled departure hour), ``destinations`` (the busiest destinations) and
+``weather`` (delay against the weather at the origin). Every chart comes with its data as a
+table, and every bar, month and table row that matches a flight search links to it
+(:func:`search_params`): the drill-down carries the dashboard's origin and month (as the
+month's dates in the chosen year).
+
+The year: the dashboard shows one year at a time, by default the one with the most flights
+(the demo data is 2013; a flight dated 2014 must not stretch the daily chart over two years).
+A year selector appears when the data spans more than one year.
 
 Every worker keeps the rendered data part of the page (``_dashboard_data.html``: figures,
 charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5 s, at most 1 s) per filter
-combination, so under load most page views skip both backend calls, the chart building and
+combination, so under load most page views skip the backend calls, the chart building and
 the rendering of the 365-row table (the biggest cost per page, see docs/performance.md); a
 write still shows within a second (the backend invalidates its own aggregate cache at the
 write). Only what is the same for every visitor is kept: the rest of the page (form, flash
@@ -14,29 +23,48 @@ messages, anything per user) is rendered per request.
 
 from __future__ import annotations
 
+import calendar
+import re
 import threading
+from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from cachetools import TTLCache
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from web.backend_client import CarrierStat
+from web.backend_client import CarrierStat, WeatherBandStat
 from web.charts import bar_chart, line_chart
-from web.formatting import minutes, thousands
+from web.formatting import minutes
 from web.forms import MONTHS, DashboardForm, options
 from web.views import backend
 
 bp = Blueprint("dashboard", __name__)
+
+# Destinations charted: the busiest ones (the demo data has 105).
+TOP_DESTINATIONS = 15
+# Longest name shown beside a bar (the full name is in its tooltip and the table).
+MAX_LABEL_NAME = 18
+# The search's order for drill-downs from delay charts: the worst arrival delays first.
+WORST_FIRST = {"sort": "arr_delay", "order": "desc"}
+# Arrivals later than this many minutes are late (on time: arr_delay <= 15, the API's rule).
+LATE_FROM_MINUTES = 16
+EN_DASH = "\u2013"  # ranges: 1\u20133 mi
+# How each weather measure is named and measured (docs/api.md, /stats/weather).
+WEATHER_MEASURES = {"precip": ("Precipitation", "in"), "visib": ("Visibility", "mi"),
+                    "wind_speed": ("Wind", "mph")}  # fmt: skip
 
 
 def headline(stats: list[CarrierStat]) -> dict[str, Any]:
     """Totals over all carriers: flights, cancelled, mean arrival delay (minutes), on-time share.
 
     The per-carrier means and shares are combined weighted by each carrier's ``arrived``
-    (flights with a known arrival delay, their base), so the totals are exact.
+    (flights with a known arrival delay, their base), so the totals are exact up to the
+    rounding of the per-carrier figures (0.1 min, 0.001; docs/api.md).
     """
     total = sum(s["flights"] for s in stats)
     cancelled = sum(s["cancelled"] for s in stats)
@@ -59,25 +87,89 @@ def headline(stats: list[CarrierStat]) -> dict[str, Any]:
     }
 
 
+def scope_dates(year: int | None, month: int | None) -> dict[str, str]:
+    """The search's ``date_from``/``date_to`` for the dashboard's scope: the month of that
+    year, or the whole year; nothing without a year."""
+    if year is None:
+        return {}
+    if month is None:
+        return {"date_from": f"{year}-01-01", "date_to": f"{year}-12-31"}
+    last = calendar.monthrange(year, month)[1]
+    return {"date_from": f"{year}-{month:02d}-01", "date_to": f"{year}-{month:02d}-{last:02d}"}
+
+
+def search_params(
+    origin: str | None, year: int | None, month: int | None, **filters: str | int
+) -> dict[str, str]:
+    """The flight search's query parameters (web/views/flights.py) for the dashboard's scope
+    plus ``filters`` (``carrier``, ``dest``, ``hour``, ``cancelled``, ``min_arr_delay``,
+    ``sort``/``order``, or ``date_from``/``date_to`` replacing the scope's dates)."""
+    params: dict[str, str] = {"origin": origin} if origin else {}
+    params.update(scope_dates(year, month))
+    params.update({k: str(v) for k, v in filters.items()})
+    return params
+
+
+def short_name(name: str | None) -> str | None:
+    """A carrier's or airport's name without its legal suffix, cut to ``MAX_LABEL_NAME``."""
+    if not name:
+        return None
+    name = re.sub(r",?\s+(Inc\.|Co\.|Corp\.|Corporation)$", "", name)
+    return name if len(name) <= MAX_LABEL_NAME else name[: MAX_LABEL_NAME - 1].rstrip() + "…"
+
+
+def by_delay_worst_first(rows: Sequence[Any], key: str = "mean_arr_delay") -> list[Any]:
+    """Rows ordered by ``key`` (a mean delay), largest first; rows without one last."""
+
+    def value(row: Any) -> float | None:
+        return row[key] if isinstance(row, dict) else getattr(row, key)
+
+    known = sorted((r for r in rows if value(r) is not None), key=lambda r: -value(r))  # type: ignore[operator]
+    return known + [r for r in rows if value(r) is None]
+
+
+def weather_label(band: WeatherBandStat) -> str:
+    """``"Visibility 1-3 mi"`` (an en dash), ``"Wind ≥ 30 mph"``, ``"Precipitation none"``."""
+    name, unit = WEATHER_MEASURES[band.measure]
+    if band.measure == "precip" and band.lower == 0:
+        return f"{name} none"
+    if band.upper is None:
+        return f"{name} ≥ {band.lower:g} {unit}"
+    if band.lower == 0:
+        return f"{name} < {band.upper:g} {unit}"
+    return f"{name} {band.lower:g}{EN_DASH}{band.upper:g} {unit}"
+
+
+def choose_year(days: Sequence[date], requested: int | None) -> tuple[int | None, list[int]]:
+    """The year to show and the years the data has: ``requested`` if the data has it, else
+    the year with the most days of flights (ties: the latest)."""
+    counts = Counter(d.year for d in days)
+    years = sorted(counts)
+    if requested in counts:
+        return requested, years
+    if not counts:
+        return None, years
+    return max(years, key=lambda y: (counts[y], y)), years
+
+
 class DashboardCache:
     """Per-worker, per-filter cache of the dashboard's data, ``seconds`` long (0 = off)."""
 
     def __init__(self, seconds: float, maxsize: int = 64) -> None:
         self.seconds = seconds
-        self._entries: TTLCache[tuple[str | None, int | None], dict[str, Any]] | None = (
-            TTLCache(maxsize=maxsize, ttl=seconds) if seconds > 0 else None
-        )
+        self._entries: TTLCache[tuple[str | None, int | None, int | None], dict[str, Any]] | None
+        self._entries = TTLCache(maxsize=maxsize, ttl=seconds) if seconds > 0 else None
         self._lock = threading.Lock()
 
-    def get(self, origin: str | None, month: int | None) -> dict[str, Any]:
+    def get(self, origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
         if self._entries is None:
-            return dashboard_data(origin, month)
-        key = (origin, month)
+            return dashboard_data(origin, month, year)
+        key = (origin, month, year)
         with self._lock:
             hit = self._entries.get(key)
         if hit is not None:
             return hit
-        data = dashboard_data(origin, month)  # raises on backend failure: never cached
+        data = dashboard_data(origin, month, year)  # raises on backend failure: never cached
         with self._lock:
             self._entries[key] = data
         return data
@@ -101,62 +193,176 @@ def index() -> ResponseReturnValue:
 
     origin: str | None = None
     month: int | None = None
+    year: int | None = None
     if form.validate():
         origin = form.origin.data or None
         month = int(form.month.data) if form.month.data else None
+        year = int(form.year.data) if form.year.data else None
 
-    data = _cache().get(origin, month)
-    return render_template("dashboard.html", form=form, scope=data["scope"], data_html=data["html"])
+    data = _cache().get(origin, month, year)
+    form.year.choices = options((str(y), str(y)) for y in data["years"])
+    form.year.data = str(data["year"]) if data["year"] else ""
+    unknown_year = year is not None and year != data["year"]
+    return render_template(
+        "dashboard.html",
+        form=form,
+        scope=data["scope"],
+        data_html=data["html"],
+        several_years=len(data["years"]) > 1,
+        unknown_filter=bool(form.errors) or unknown_year,
+    )
 
 
-def dashboard_data(origin: str | None, month: int | None) -> dict[str, Any]:
-    """The dashboard's data part for these filters, rendered (``html``), and its ``scope``.
+def dashboard_data(origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
+    """The dashboard's data part for these filters, rendered (``html``), its ``scope`` text,
+    the ``year`` shown and the ``years`` the data has.
 
     The same for every visitor: no request or user state goes into it."""
     client = backend()
-    stats = client.carrier_stats(origin=origin, month=month)
-    daily = client.daily_stats(origin=origin)
+    daily_all = client.daily_stats(origin=origin)
+    days = [date.fromisoformat(d["date"]) for d in daily_all]
+    year, years = choose_year(days, year)
+    daily = [d for d, day in zip(daily_all, days, strict=True) if day.year == year]
+    stats = client.carrier_stats(origin=origin, month=month, year=year)
+    hours = client.hour_stats(origin=origin, month=month, year=year)
+    destinations = client.destination_stats(
+        origin=origin, month=month, year=year, limit=TOP_DESTINATIONS
+    )
+    weather = client.weather_stats(origin=origin, month=month, year=year)
 
+    base = url_for("flights.search")
+
+    def link(**filters: str | int) -> str:
+        return f"{base}?{urlencode(search_params(origin, year, month, **filters))}"
+
+    # Carriers: names with their codes, worst mean arrival delay first.
+    carriers: list[dict[str, Any]] = [
+        {
+            **s,
+            "label": f"{short_name(s['name']) or s['carrier']} ({s['carrier']})",
+            "href": link(carrier=s["carrier"], **WORST_FIRST),
+            "cancelled_href": link(carrier=s["carrier"], cancelled="true"),
+            "late_href": link(carrier=s["carrier"], min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
+        }
+        for s in by_delay_worst_first(stats)
+    ]
     delay_chart = bar_chart(
-        [(s["carrier"], f"{s['name']} ({s['carrier']})", s.get("mean_arr_delay")) for s in stats]
-    )
-    series = [(date.fromisoformat(d["date"]), float(d["flights"])) for d in daily]
-    daily_chart = line_chart(series, highlight_month=month)
+        [(s["label"], s["name"] or s["carrier"], s["mean_arr_delay"]) for s in carriers],
+        width=560, label_width=250, hrefs=[s["href"] for s in carriers],
+    )  # fmt: skip
 
-    known = sorted(
-        (s for s in stats if s.get("mean_arr_delay") is not None),
-        key=lambda s: s["mean_arr_delay"],  # type: ignore[arg-type,return-value]
-    )
-    delay_summary = f"Bar chart of mean arrival delay for {len(known)} carriers."
-    if known:
-        delay_summary += (
-            f" Lowest {known[0]['carrier']} ({minutes(known[0]['mean_arr_delay'])}),"
-            f" highest {known[-1]['carrier']} ({minutes(known[-1]['mean_arr_delay'])})."
-        )
-    daily_summary = f"Area chart of flights per day over {daily_chart.points} days."
-    if daily_chart.minimum and daily_chart.maximum:
-        daily_summary += (
-            f" Fewest {thousands(daily_chart.minimum[1])} on {daily_chart.minimum[0]},"
-            f" most {thousands(daily_chart.maximum[1])} on {daily_chart.maximum[0]}."
-        )
+    # Daily mean arrival delay over the chosen year; each month links to its search.
+    series = [
+        (date.fromisoformat(d["date"]), float(delay))
+        for d in daily
+        if (delay := d.get("mean_arr_delay")) is not None
+    ]
+    month_hrefs = {}
+    if year is not None:
+        for m in range(1, 13):
+            month_hrefs[m] = f"{base}?{urlencode(search_params(origin, year, m, **WORST_FIRST))}"
+    daily_chart = line_chart(series, highlight_month=month, year=year, month_hrefs=month_hrefs)
+    daily_rows = [
+        {**d, "href": link(date_from=d["date"], date_to=d["date"], **WORST_FIRST)} for d in daily
+    ]
+
+    hour_rows: list[dict[str, Any]] = [
+        {"stat": h, "label": f"{h.hour:02d}:00", "href": link(hour=h.hour, **WORST_FIRST)}
+        for h in hours
+    ]
+    hour_chart = bar_chart(
+        [(r["label"], f"Departures {r['label']}{EN_DASH}{r['stat'].hour:02d}:59",
+          r["stat"].mean_arr_delay) for r in hour_rows],
+        width=560, label_width=60, row_height=20, hrefs=[r["href"] for r in hour_rows],
+    )  # fmt: skip
+
+    dest_rows: list[dict[str, Any]] = [
+        {"stat": d, "label": f"{short_name(d.name)} ({d.dest})" if d.name else d.dest,
+         "href": link(dest=d.dest, **WORST_FIRST)}
+        for d in by_delay_worst_first(destinations)
+    ]  # fmt: skip
+    dest_chart = bar_chart(
+        [(r["label"], r["stat"].name or r["stat"].dest, r["stat"].mean_arr_delay)
+         for r in dest_rows],
+        width=560, label_width=250, hrefs=[r["href"] for r in dest_rows],
+    )  # fmt: skip
+
+    weather_rows: list[dict[str, Any]] = [{"stat": b, "label": weather_label(b)} for b in weather]
+    weather_chart = bar_chart(
+        [(r["label"], r["label"], r["stat"].mean_dep_delay) for r in weather_rows],
+        width=560, label_width=250,
+    )  # fmt: skip
 
     scope = " · ".join(
         part
         for part in (
             f"from {origin}" if origin else "all New York airports",
             MONTHS[month - 1] if month else "all months",
+            str(year) if year else "",
         )
+        if part
     )
     html = render_template(
         "_dashboard_data.html",
         month_name=MONTHS[month - 1] if month else None,
+        year=year,
         figures=headline(stats),
-        stats=stats,
+        cancelled_href=link(cancelled="true"),
+        late_href=link(min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
+        stats=carriers,
         delay_chart=delay_chart,
-        delay_summary=delay_summary,
-        daily_summary=daily_summary,
-        daily=daily,
+        delay_summary=bar_summary(
+            "mean arrival delay", "carriers", [(s["label"], s["mean_arr_delay"]) for s in carriers]
+        ),
+        daily=daily_rows,
         daily_chart=daily_chart,
+        daily_summary=daily_summary(daily_chart.points, daily_chart.minimum, daily_chart.maximum),
+        hours=hour_rows,
+        hour_chart=hour_chart,
+        hour_summary=bar_summary(
+            "mean arrival delay",
+            "scheduled departure hours",
+            [(r["label"], r["stat"].mean_arr_delay) for r in hour_rows],
+        ),
+        destinations=dest_rows,
+        dest_chart=dest_chart,
+        dest_summary=bar_summary(
+            "mean arrival delay",
+            f"the {len(dest_rows)} busiest destinations",
+            [(r["label"], r["stat"].mean_arr_delay) for r in dest_rows],
+        ),
+        weather=weather_rows,
+        weather_chart=weather_chart,
+        weather_summary=bar_summary(
+            "mean departure delay",
+            "bands of weather at the origin",
+            [(r["label"], r["stat"].mean_dep_delay) for r in weather_rows],
+        ),
     )
     # Our own template, rendered with autoescape: safe to embed as is.
-    return {"scope": scope, "html": Markup(html)}  # nosec B704 # autoescaped
+    return {"scope": scope, "html": Markup(html), "year": year, "years": years}  # nosec B704
+
+
+def bar_summary(what: str, of: str, rows: Sequence[tuple[str, float | None]]) -> str:
+    """A bar chart's text summary (its SVG description): how many bars, the highest and the
+    lowest value with their labels."""
+    known = sorted(((label, v) for label, v in rows if v is not None), key=lambda r: r[1])
+    text = f"Bar chart of {what} for {len(known)} {of}."
+    if known:
+        text += (
+            f" Highest {known[-1][0]} ({minutes(known[-1][1])}),"
+            f" lowest {known[0][0]} ({minutes(known[0][1])})."
+        )
+    return text
+
+
+def daily_summary(
+    points: int, lowest: tuple[str, float] | None, highest: tuple[str, float] | None
+) -> str:
+    """The daily chart's text summary: days charted, the best and the worst day."""
+    text = f"Line chart of the mean arrival delay per day over {points} days."
+    if lowest and highest:
+        text += (
+            f" Best {lowest[0]} ({minutes(lowest[1])}), worst {highest[0]} ({minutes(highest[1])})."
+        )
+    return text
