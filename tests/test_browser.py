@@ -4,6 +4,7 @@ that the HTML forms, links, redirects, cookies and CSRF tokens work together."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -87,3 +88,35 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
         f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
     ).json()
     assert stored["arr_delay"] == 123
+
+
+def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -> None:
+    """Dashboard -> a carrier's bar -> the search for that carrier (in the dashboard's origin
+    and month); dashboard -> a destination's table row -> the search for that destination.
+    (The links' sort/order and hour/cancelled/min_arr_delay parameters are the search's own
+    business; carrier, dest, origin and the dates are what these checks can see today.)"""
+    page.goto(stack.frontend.url + "/?origin=JFK&month=3")
+    bar = page.locator("a.bar-link[aria-label^='United Air Lines Inc.']")
+    expect(bar).to_have_count(1)
+    bar.click()
+    expect(page).to_have_url(re.compile(r"/flights\?.*carrier=UA"))
+    expect(page.locator("select[name=carrier]")).to_have_value("UA")
+    expect(page.locator("select[name=origin]")).to_have_value("JFK")
+    expect(page.locator("input[name=date_from]")).to_have_value("2013-03-01")
+    expect(page.locator("input[name=date_to]")).to_have_value("2013-03-31")
+    rows = page.locator("table tbody tr")
+    expect(rows.first).to_be_visible()
+    assert rows.count() > 5
+    assert all("UA" in text and "JFK" in text for text in rows.all_inner_texts())
+
+    page.goto(stack.frontend.url + "/")
+    page.get_by_text("Busiest destinations as a table").click()
+    row_link = page.get_by_role("region", name="Busiest destinations").get_by_role(
+        "link", name=re.compile(r"^ORD\b")
+    )
+    row_link.click()
+    expect(page).to_have_url(re.compile(r"/flights\?.*dest=ORD"))
+    expect(page.locator("input[name=dest]")).to_have_value("ORD")
+    expect(page.locator("input[name=date_from]")).to_have_value("2013-01-01")
+    first = page.locator("table tbody tr").first
+    expect(first).to_contain_text("ORD")
