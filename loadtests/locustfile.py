@@ -30,6 +30,7 @@ loadtests/locustfile.py --headless -u 10 -r 5 -t 30s``.
 
 from __future__ import annotations
 
+import html
 import os
 import random
 import re
@@ -69,6 +70,8 @@ NETWORK_TIMEOUT_S = float(os.environ.get("LOADTEST_NETWORK_TIMEOUT", "10"))
 _known_ids: list[int] = []
 _MAX_KNOWN_IDS = 5000
 _DETAIL_LINK = re.compile(r"^/flights/(\d+)$")
+# The dashboard's drill-down links: its chart bars and months (frontend/web/templates/charts).
+_DRILL_DOWN_LINK = re.compile(r'<a class="(?:bar|month)-link" href="([^"]+)"')
 
 
 def answered(response: Any) -> bool:
@@ -247,6 +250,21 @@ class BrowserUser(SyntheticUser):
             params["month"] = str(random.randint(1, 12))
         url = "/" + (f"?{urlencode(params)}" if params else "")
         self.client.get(url, name="/")
+
+    @task(5)
+    def dashboard_drill_down(self) -> None:
+        """The dashboard, then one of its chart links (a carrier, hour, destination or month:
+        the matching flight search), as a person exploring a delay would."""
+        response = self.client.get(f"/?{urlencode({'origin': random.choice(ORIGINS)})}", name="/")
+        if not answered(response):
+            return
+        links = _DRILL_DOWN_LINK.findall(response.text or "")
+        if not links:
+            return
+        href = html.unescape(random.choice(links))
+        response = self.client.get(href, name="/flights (dashboard drill-down)")
+        if answered(response):
+            remember_ids(detail_ids(parse(response.text)))
 
     @task(35)
     def search_and_browse(self) -> None:
@@ -432,6 +450,27 @@ class ApiUser(SyntheticUser):
             params["carrier"] = random.choices(CARRIERS, weights=CARRIER_WEIGHTS)[0]
         query = f"?{urlencode(params)}" if params else ""
         self.client.get(f"/api/v1/stats/daily{query}", name="/api/v1/stats/daily")
+
+    def _dashboard_stats(self, name: str, **extra: str) -> None:
+        """One of the dashboard's other aggregates, in the scopes the dashboard asks for."""
+        params: dict[str, str] = {"year": "2013", **extra}
+        if random.random() < 0.5:
+            params["origin"] = random.choice(ORIGINS)
+        if random.random() < 0.3:
+            params["month"] = str(random.randint(1, 12))
+        self.client.get(f"/api/v1/stats/{name}?{urlencode(params)}", name=f"/api/v1/stats/{name}")
+
+    @task(1)
+    def hour_stats(self) -> None:
+        self._dashboard_stats("hours")
+
+    @task(1)
+    def destination_stats(self) -> None:
+        self._dashboard_stats("destinations", limit="15")
+
+    @task(1)
+    def weather_stats(self) -> None:
+        self._dashboard_stats("weather")
 
     @task(1)
     def airlines(self) -> None:
