@@ -209,3 +209,67 @@ def test_bad_scope_is_a_422_naming_the_field(
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     assert field in [e["field"] for e in response.json()["errors"]]
+
+
+def test_a_write_shows_in_the_next_answer_of_every_new_aggregate(
+    writable_client: TestClient,
+) -> None:
+    """The answers are kept until the next write (api/db/cache.py): primed, then a write."""
+
+    def totals() -> tuple[int, int, int]:
+        hours = {h["hour"]: h["flights"] for h in get(writable_client, "hours", origin="JFK")}
+        dests = {d["dest"]: d["flights"] for d in get(writable_client, "destinations", limit=200)}
+        weather = sum(
+            w["flights"] for w in get(writable_client, "weather") if w["measure"] == "visib"
+        )
+        return hours[9], dests["LAX"], weather
+
+    before = totals()
+    assert totals() == before  # a repeated call: the kept answer, the same figures
+    created = writable_client.post("/api/v1/flights", json=new_flight(sched_dep_time=930))
+    assert created.status_code == 201, created.text
+    # 2013-07-04 09:30 at JFK: hour 9, to LAX, in an hour with a weather reading.
+    assert totals() == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("hours", "stats_hours"),
+        ("destinations", "stats_destinations"),
+        ("weather", "stats_weather"),
+    ],
+)
+def test_each_answer_is_one_named_query_then_reused(
+    writable_client: TestClient, path: str, query: str
+) -> None:
+    """Telemetry contract: a miss runs exactly its named query (counted under its name in
+    duckdb_query_duration_seconds), a repeat runs none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def count() -> float:
+        text = writable_client.get("/metrics").text
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "duckdb_query_duration_seconds_count" and s.labels.get("query") == query
+        )
+
+    before = count()
+    get(writable_client, path, origin="LGA", month=5)
+    assert count() == before + 1
+    get(writable_client, path, origin="LGA", month=5)
+    assert count() == before + 1
+
+
+def test_every_kept_stats_statement_is_a_read() -> None:
+    """Regression: stats_weather began with WITH, which run_query counts as a write (not a
+    SELECT): every weather answer emptied the result cache and the dashboard recomputed all
+    its aggregates on every page (make bench: 62.7 instead of ~400 pages/s)."""
+    from api.db.queries import QUERIES
+    from api.observability.tracing import operation_name
+
+    stats = [name for name in QUERIES if name.startswith("stats_")]
+    assert len(stats) == 5
+    assert {name: operation_name(QUERIES[name]) for name in stats} == dict.fromkeys(stats, "SELECT")
