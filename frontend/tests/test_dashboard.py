@@ -187,3 +187,41 @@ def test_a_malformed_stats_answer_is_the_503_page(client: Any, fake_backend: Fak
     response = client.get("/")
     assert response.status_code == 503
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_the_cache_computes_a_filter_combination_once_at_a_time() -> None:
+    import threading
+    import time
+
+    from web.views.dashboard import DashboardCache
+
+    calls: list[tuple[Any, ...]] = []
+
+    def compute(*key: Any) -> dict[str, Any]:
+        calls.append(key)
+        time.sleep(0.2)
+        return {"key": key}
+
+    cache = DashboardCache(5.0, compute=compute)
+    results: list[dict[str, Any]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("JFK", 3, 2013))) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert calls == [("JFK", 3, 2013)]  # eight pages, one computation
+    assert results == [{"key": ("JFK", 3, 2013)}] * 8
+    cache.get("JFK", 4, 2013)
+    assert len(calls) == 2  # another combination: its own computation
+
+    def failing(*key: Any) -> dict[str, Any]:
+        calls.append(key)
+        raise BackendUnavailable("down")
+
+    broken = DashboardCache(5.0, compute=failing)
+    for _ in range(2):
+        with pytest.raises(BackendUnavailable):
+            broken.get(None, None, None)
+    assert calls[-2:] == [(None, None, None)] * 2  # a failure is never kept

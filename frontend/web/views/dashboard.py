@@ -27,7 +27,7 @@ import calendar
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -152,27 +152,48 @@ def choose_year(days: Sequence[date], requested: int | None) -> tuple[int | None
     return max(years, key=lambda y: (counts[y], y)), years
 
 
-class DashboardCache:
-    """Per-worker, per-filter cache of the dashboard's data, ``seconds`` long (0 = off)."""
+DashboardKey = tuple[str | None, int | None, int | None]  # (origin, month, year)
 
-    def __init__(self, seconds: float, maxsize: int = 64) -> None:
+
+class DashboardCache:
+    """Per-worker, per-filter cache of the dashboard's data, ``seconds`` long (0 = off).
+
+    One computation per filter combination at a time: when an entry expires under load, the
+    worker's other threads wait for the one that recomputes it (five backend calls and a
+    render) instead of all doing the same work at once. A failure is never cached; the next
+    thread then tries itself, within its own page budget."""
+
+    def __init__(
+        self,
+        seconds: float,
+        maxsize: int = 64,
+        compute: Callable[[str | None, int | None, int | None], dict[str, Any]] | None = None,
+    ) -> None:
         self.seconds = seconds
-        self._entries: TTLCache[tuple[str | None, int | None, int | None], dict[str, Any]] | None
+        self._compute = compute or dashboard_data
+        self._entries: TTLCache[DashboardKey, dict[str, Any]] | None
         self._entries = TTLCache(maxsize=maxsize, ttl=seconds) if seconds > 0 else None
         self._lock = threading.Lock()
+        self._computing: dict[DashboardKey, threading.Lock] = {}
 
     def get(self, origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
         if self._entries is None:
-            return dashboard_data(origin, month, year)
+            return self._compute(origin, month, year)
         key = (origin, month, year)
         with self._lock:
             hit = self._entries.get(key)
+            computing = self._computing.setdefault(key, threading.Lock())
         if hit is not None:
             return hit
-        data = dashboard_data(origin, month, year)  # raises on backend failure: never cached
-        with self._lock:
-            self._entries[key] = data
-        return data
+        with computing:
+            with self._lock:
+                hit = self._entries.get(key)  # another thread may have just computed it
+            if hit is not None:
+                return hit
+            data = self._compute(origin, month, year)  # raises on backend failure
+            with self._lock:
+                self._entries[key] = data
+            return data
 
 
 def _cache() -> DashboardCache:
