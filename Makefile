@@ -60,7 +60,7 @@ bench: ## benchmark telemetry on vs off, the dashboard vs the ceiling, raw DuckD
 	timeout --kill-after=30 1200 .venv/bin/python bench/run.py
 
 system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
-	.venv/bin/python -m pytest -q tests
+	.venv/bin/python -m pytest -q tests --durations=15
 
 lock: install ## recompile every pinned requirements file from its source
 	cd backend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
