@@ -27,6 +27,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from web.backend_client import FieldProblem
+
 MONTHS = [
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
@@ -168,7 +170,7 @@ class FlightForm(FlaskForm):
 API_FIELD_TO_FORM_FIELD = {"year": "date", "month": "date", "day": "date"}
 
 
-def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list[str]:
+def apply_backend_errors(form: Any, errors: Iterable[FieldProblem]) -> list[str]:
     """Attach a 422 problem's ``[{field, message}]`` to the matching form fields.
 
     Returns the messages that match no field (shown above the form). Field names are the API's
@@ -177,8 +179,8 @@ def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list
     """
     unmatched: list[str] = []
     for error in errors:
-        raw = str(error.get("field") or "")
-        message = str(error.get("message") or "invalid value")
+        raw = error.field
+        message = error.message or "invalid value"
         name = re.split(r"[.\[\]]+", raw.strip(".[]"))[-1] if raw else ""
         name = API_FIELD_TO_FORM_FIELD.get(name, name)
         field = form._fields.get(name) if name else None
