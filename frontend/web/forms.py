@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from flask_wtf import FlaskForm
 from wtforms import DateField, Form, HiddenField, IntegerField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # 3.3, not in stubs
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -128,7 +128,9 @@ class FlightForm(FlaskForm):
 
     def to_api(self) -> dict[str, Any]:
         """The validated data as a FlightCreate body (``year``/``month``/``day`` from ``date``)."""
-        d: date = self.date.data
+        d = self.date.data
+        if d is None:  # InputRequired: a validated form has a date
+            raise ValueError("to_api() of a form that did not validate")
         body: dict[str, Any] = {"year": d.year, "month": d.month, "day": d.day}
         for name in self.API_FIELDS[3:]:
             body[name] = getattr(self, name).data

@@ -6,6 +6,8 @@ the matching form fields; 404s and outages go to the error handlers in ``errors.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
@@ -70,17 +72,18 @@ def search() -> ResponseReturnValue:
     else:
         messages.append("Please correct the highlighted filters.")
 
-    filters = form.query_args()
+    # Any: url_for's own keyword arguments (_external, ...) are not strings.
+    filters: dict[str, Any] = form.query_args()
     next_url = None
     if page and page.next_cursor:
-        next_url = url_for("flights.search", cursor=page.next_cursor, **filters)  # type: ignore[arg-type]
+        next_url = url_for("flights.search", cursor=page.next_cursor, **filters)
     return render_template(
         "flights/search.html",
         form=form,
         page=page,
         messages=messages,
         names={a.carrier: a.name for a in airlines},
-        first_url=url_for("flights.search", **filters),  # type: ignore[arg-type]
+        first_url=url_for("flights.search", **filters),
         next_url=next_url,
         on_first_page=cursor is None,
     )
