@@ -82,6 +82,8 @@ class FakeBackend:
         # The /stats/hours answer (a test may break it to see a malformed answer refused).
         self.hours: list[Any] = [dict(h) for h in HOURS]
         self.daily: list[Any] = [dict(d) for d in DAILY]
+        # path -> body answered with 200 instead of the real one (e.g. a malformed answer)
+        self.answer_override: dict[str, Any] = {}
         self.requests: list[tuple[str, str, Any]] = []
         # (method, path, headers with lower-case names) of every request, e.g. to check that
         # X-Request-ID and traceparent crossed the hop.
@@ -116,6 +118,8 @@ class FakeBackend:
             return 200, {"status": "ok", "checks": {"database": "ok"}}
         if self.status_override is not None:
             return self.status_override, problem(self.status_override, path)
+        if path in self.answer_override:
+            return 200, self.answer_override[path]
         if path == "/api/v1/airlines":
             return 200, {"items": AIRLINES}
         if path == "/api/v1/airports":

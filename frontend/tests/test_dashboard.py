@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.fake_backend import DAILY, DESTINATIONS, HOURS, FakeBackend
-from web.backend_client import BackendClient, BackendUnavailable, HourStat, WeatherBandStat
+from web.backend_client import BackendClient, BackendUnavailable, HourStats, WeatherBandStats
 from web.charts import line_chart
 from web.settings import Settings
 from web.views.dashboard import choose_year, scope_dates, search_params, weather_label
@@ -153,8 +153,8 @@ def test_line_chart_spans_the_year_whatever_the_series() -> None:
 
 
 def test_weather_labels() -> None:
-    def band(measure: str, lower: float, upper: float | None) -> WeatherBandStat:
-        return WeatherBandStat(measure=measure, lower=lower, upper=upper, flights=1,  # type: ignore[arg-type]
+    def band(measure: str, lower: float, upper: float | None) -> WeatherBandStats:
+        return WeatherBandStats(measure=measure, lower=lower, upper=upper, flights=1,  # type: ignore[arg-type]
                                cancelled=0, cancelled_share=0.0, mean_dep_delay=1.0,
                                mean_arr_delay=1.0)  # fmt: skip
 
@@ -168,12 +168,12 @@ def test_stats_answers_are_validated_models(fake_backend: FakeBackend) -> None:
     c = BackendClient(Settings(BACKEND_URL=fake_backend.url, BACKEND_READ_TIMEOUT_SECONDS=2.0))
     try:
         hours = c.hour_stats(origin="JFK", month=3, year=2013)
-        assert hours[0] == HourStat(**HOURS[0])
+        assert hours[0] == HourStats(**HOURS[0])
         assert [d.dest for d in c.destination_stats(limit=5)] == [d["dest"] for d in DESTINATIONS]
         assert ("GET", "/api/v1/stats/destinations", {"limit": "5"}) in fake_backend.requests
         assert c.weather_stats()[1].upper is None
         fake_backend.hours = [{**HOURS[0], "flights": "many"}]
-        with pytest.raises(BackendUnavailable, match=r"malformed response .* hour stats"):
+        with pytest.raises(BackendUnavailable, match=r"malformed HourStatsList"):
             c.hour_stats()
         fake_backend.hours = [{"hour": 5}]  # fields missing
         with pytest.raises(BackendUnavailable):

@@ -29,7 +29,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from cachetools import TTLCache
@@ -37,13 +37,14 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from web.backend_client import CarrierStat, WeatherBandStat
+from web.backend_client import CarrierStats, WeatherBandStats
 from web.charts import bar_chart, line_chart
 from web.formatting import minutes
 from web.forms import MONTHS, DashboardForm, options
 from web.views import backend
 
 bp = Blueprint("dashboard", __name__)
+T = TypeVar("T")
 
 # Destinations charted: the busiest ones (the demo data has 105).
 TOP_DESTINATIONS = 15
@@ -59,22 +60,18 @@ WEATHER_MEASURES = {"precip": ("Precipitation", "in"), "visib": ("Visibility", "
                     "wind_speed": ("Wind", "mph")}  # fmt: skip
 
 
-def headline(stats: list[CarrierStat]) -> dict[str, Any]:
+def headline(stats: list[CarrierStats]) -> dict[str, Any]:
     """Totals over all carriers: flights, cancelled, mean arrival delay (minutes), on-time share.
 
     The per-carrier means and shares are combined weighted by each carrier's ``arrived``
     (flights with a known arrival delay, their base), so the totals are exact up to the
     rounding of the per-carrier figures (0.1 min, 0.001; docs/api.md).
     """
-    total = sum(s["flights"] for s in stats)
-    cancelled = sum(s["cancelled"] for s in stats)
+    total = sum(s.flights for s in stats)
+    cancelled = sum(s.cancelled for s in stats)
 
-    def weighted(key: str) -> float | None:
-        pairs = [
-            (s[key], s["arrived"])  # type: ignore[literal-required]
-            for s in stats
-            if s.get(key) is not None
-        ]
+    def weighted(figure: Callable[[CarrierStats], float | None]) -> float | None:
+        pairs = [(value, s.arrived) for s in stats if (value := figure(s)) is not None]
         weight = sum(w for _, w in pairs)
         return sum(v * w for v, w in pairs) / weight if weight > 0 else None
 
@@ -82,8 +79,8 @@ def headline(stats: list[CarrierStat]) -> dict[str, Any]:
         "flights": total,
         "cancelled": cancelled,
         "cancelled_share": cancelled / total if total else None,
-        "mean_arr_delay": weighted("mean_arr_delay"),
-        "on_time_share": weighted("on_time_share"),
+        "mean_arr_delay": weighted(lambda s: s.mean_arr_delay),
+        "on_time_share": weighted(lambda s: s.on_time_share),
     }
 
 
@@ -118,17 +115,15 @@ def short_name(name: str | None) -> str | None:
     return name if len(name) <= MAX_LABEL_NAME else name[: MAX_LABEL_NAME - 1].rstrip() + "…"
 
 
-def by_delay_worst_first(rows: Sequence[Any], key: str = "mean_arr_delay") -> list[Any]:
-    """Rows ordered by ``key`` (a mean delay), largest first; rows without one last."""
-
-    def value(row: Any) -> float | None:
-        return row[key] if isinstance(row, dict) else getattr(row, key)
-
-    known = sorted((r for r in rows if value(r) is not None), key=lambda r: -value(r))  # type: ignore[operator]
-    return known + [r for r in rows if value(r) is None]
+def by_delay_worst_first(rows: Sequence[T], key: str = "mean_arr_delay") -> list[T]:
+    """Rows (answer models) ordered by their ``key`` (a mean delay), largest first; rows
+    without one last."""
+    known = [(value, r) for r in rows if (value := getattr(r, key)) is not None]
+    known.sort(key=lambda pair: -pair[0])
+    return [r for _, r in known] + [r for r in rows if getattr(r, key) is None]
 
 
-def weather_label(band: WeatherBandStat) -> str:
+def weather_label(band: WeatherBandStats) -> str:
     """``"Visibility 1-3 mi"`` (an en dash), ``"Wind ≥ 30 mph"``, ``"Precipitation none"``."""
     name, unit = WEATHER_MEASURES[band.measure]
     if band.measure == "precip" and band.lower == 0:
@@ -210,7 +205,7 @@ def index() -> ResponseReturnValue:
     client = backend()
     form = DashboardForm(request.args)
     origins = client.airports("origin")
-    form.origin.choices = options([("", "All airports"), *((a["faa"], a["faa"]) for a in origins)])
+    form.origin.choices = options([("", "All airports"), *((a.faa, a.faa) for a in origins)])
 
     origin: str | None = None
     month: int | None = None
@@ -241,9 +236,8 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
     The same for every visitor: no request or user state goes into it."""
     client = backend()
     daily_all = client.daily_stats(origin=origin)
-    days = [date.fromisoformat(d["date"]) for d in daily_all]
-    year, years = choose_year(days, year)
-    daily = [d for d, day in zip(daily_all, days, strict=True) if day.year == year]
+    year, years = choose_year([d.date for d in daily_all], year)
+    daily = [d for d in daily_all if d.date.year == year]
     stats = client.carrier_stats(origin=origin, month=month, year=year)
     hours = client.hour_stats(origin=origin, month=month, year=year)
     destinations = client.destination_stats(
@@ -259,11 +253,11 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
     # Carriers: names with their codes, worst mean arrival delay first.
     carriers: list[dict[str, Any]] = [
         {
-            **s,
-            "label": f"{short_name(s['name']) or s['carrier']} ({s['carrier']})",
-            "href": link(carrier=s["carrier"], **WORST_FIRST),
-            "cancelled_href": link(carrier=s["carrier"], cancelled="true"),
-            "late_href": link(carrier=s["carrier"], min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
+            **s.model_dump(),
+            "label": f"{short_name(s.name) or s.carrier} ({s.carrier})",
+            "href": link(carrier=s.carrier, **WORST_FIRST),
+            "cancelled_href": link(carrier=s.carrier, cancelled="true"),
+            "late_href": link(carrier=s.carrier, min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
         }
         for s in by_delay_worst_first(stats)
     ]
@@ -273,18 +267,15 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
     )  # fmt: skip
 
     # Daily mean arrival delay over the chosen year; each month links to its search.
-    series = [
-        (date.fromisoformat(d["date"]), float(delay))
-        for d in daily
-        if (delay := d.get("mean_arr_delay")) is not None
-    ]
+    series = [(d.date, d.mean_arr_delay) for d in daily if d.mean_arr_delay is not None]
     month_hrefs = {}
     if year is not None:
         for m in range(1, 13):
             month_hrefs[m] = f"{base}?{urlencode(search_params(origin, year, m, **WORST_FIRST))}"
     daily_chart = line_chart(series, highlight_month=month, year=year, month_hrefs=month_hrefs)
     daily_rows = [
-        {**d, "href": link(date_from=d["date"], date_to=d["date"], **WORST_FIRST)} for d in daily
+        {**d.model_dump(), "href": link(date_from=str(d.date), date_to=str(d.date), **WORST_FIRST)}
+        for d in daily
     ]
 
     hour_rows: list[dict[str, Any]] = [
