@@ -225,34 +225,3 @@ def test_the_cache_computes_a_filter_combination_once_at_a_time() -> None:
         with pytest.raises(BackendUnavailable):
             broken.get(None, None, None)
     assert calls[-2:] == [(None, None, None)] * 2  # a failure is never kept
-
-
-def test_concurrent_calls_keep_the_request_context_and_raise_the_first_error() -> None:
-    import contextvars
-    import threading
-
-    from web.views.dashboard import concurrently
-    from web.worker import request_arrived_at, set_request_arrival
-
-    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
-    var.set("request-42")
-    set_request_arrival(123.0)
-    main = threading.get_ident()
-    try:
-        results = concurrently(
-            *[
-                lambda i=i: (i, var.get(), request_arrived_at(), threading.get_ident())
-                for i in range(4)
-            ]
-        )
-        assert [r[:3] for r in results] == [(i, "request-42", 123.0) for i in range(4)]
-        assert all(r[3] != main for r in results)  # each in a helper thread
-
-        def failing() -> None:
-            raise BackendUnavailable("down")
-
-        with pytest.raises(BackendUnavailable, match="down"):
-            concurrently(lambda: 1, failing)
-        assert request_arrived_at() == 123.0  # this thread's arrival is untouched
-    finally:
-        set_request_arrival(None)

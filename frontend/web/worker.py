@@ -50,12 +50,6 @@ def request_arrived_at() -> float | None:
     return getattr(_arrival, "at", None)
 
 
-def set_request_arrival(at: float | None) -> None:
-    """Make `request_arrived_at()` answer `at` in this thread: for a helper thread that makes
-    backend calls for a request (the dashboard fetches its aggregates concurrently)."""
-    _arrival.at = at
-
-
 # Threads of the probe lane per worker. The probes are milliseconds of work (/readyz and
 # /health call the backend at most for READINESS_TIMEOUT_SECONDS, and not at all while the
 # circuit breaker is open), so a few threads serve any probe rate.

@@ -24,12 +24,10 @@ messages, anything per user) is rendered per request.
 from __future__ import annotations
 
 import calendar
-import contextvars
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -44,7 +42,6 @@ from web.charts import bar_chart, line_chart
 from web.formatting import minutes
 from web.forms import MONTHS, DashboardForm, options
 from web.views import backend
-from web.worker import request_arrived_at, set_request_arrival
 
 bp = Blueprint("dashboard", __name__)
 T = TypeVar("T")
@@ -241,14 +238,12 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
     daily_all = client.daily_stats(origin=origin)
     year, years = choose_year([d.date for d in daily_all], year)
     daily = [d for d in daily_all if d.date.year == year]
-    stats, hours, destinations, weather = concurrently(
-        lambda: client.carrier_stats(origin=origin, month=month, year=year),
-        lambda: client.hour_stats(origin=origin, month=month, year=year),
-        lambda: client.destination_stats(
-            origin=origin, month=month, year=year, limit=TOP_DESTINATIONS
-        ),
-        lambda: client.weather_stats(origin=origin, month=month, year=year),
+    stats = client.carrier_stats(origin=origin, month=month, year=year)
+    hours = client.hour_stats(origin=origin, month=month, year=year)
+    destinations = client.destination_stats(
+        origin=origin, month=month, year=year, limit=TOP_DESTINATIONS
     )
+    weather = client.weather_stats(origin=origin, month=month, year=year)
 
     base = url_for("flights.search")
 
@@ -358,28 +353,6 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
     )
     # Our own template, rendered with autoescape: safe to embed as is.
     return {"scope": scope, "html": Markup(html), "year": year, "years": years}  # nosec B704
-
-
-def concurrently(*calls: Callable[[], Any]) -> list[Any]:
-    """The results of ``calls`` (backend calls of this request), made at the same time, in
-    order; the first exception raised is raised here, once all calls ended.
-
-    A miss of the dashboard's cache is several backend calls, each a DuckDB aggregate on the
-    backend after a write: made one after the other, the page waited for their sum. Each call
-    runs in a copy of this request's context (log context with the request id, the trace's
-    current span) and counts its page budget from this request's arrival (web/worker.py)."""
-    arrived = request_arrived_at()
-
-    def run(call: Callable[[], Any]) -> Any:
-        set_request_arrival(arrived)
-        try:
-            return call()
-        finally:
-            set_request_arrival(None)
-
-    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="dashboard") as pool:
-        running = [pool.submit(contextvars.copy_context().run, run, call) for call in calls]
-    return [future.result() for future in running]
 
 
 def bar_summary(what: str, of: str, rows: Sequence[tuple[str, float | None]]) -> str:
