@@ -230,11 +230,40 @@ class Flight(BaseModel):
     time_hour: str = Field(description="RFC 3339 UTC timestamp of the scheduled hour")
 
 
+class AirportRef(BaseModel):
+    """An airport's name and IANA time zone (airports table)."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(BaseModel):
+    """An aircraft (planes table, by tail number): year of manufacture, number of seats."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """GET /api/v1/flights/{id}: a flight with its reference data; each part is null when the
+    reference tables do not know it (several real destinations are absent from airports,
+    many tail numbers from planes)."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(BaseModel):
-    """One page of flights; `next_cursor` is null on the last page."""
+    """One page of a search: `total` flights match the filters (all pages); `next_cursor` is
+    null on the last page and `prev_cursor` on the first."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStats(BaseModel):
