@@ -121,11 +121,38 @@ class Flight(TypedDict, total=False):
     time_hour: str
 
 
+class AirportRef(TypedDict):
+    """An airport's ``name`` and IANA ``tzone`` inside a flight's detail."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(TypedDict):
+    """An aircraft inside a flight's detail (planes table); any field may be None."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight, total=False):
+    """``GET /flights/{id}``: a flight plus its reference data (None when unknown)."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(TypedDict):
-    """One page of ``GET /flights``: ``items`` and the opaque ``next_cursor`` (None at the end)."""
+    """One page of ``GET /flights``: ``items``, ``total`` (matches over all pages) and the
+    opaque ``next_cursor`` / ``prev_cursor`` (None on the last / first page)."""
 
     items: list[Flight]
+    total: int | None
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStat(TypedDict):
@@ -475,22 +502,27 @@ class BackendClient:
     def list_flights(
         self, filters: Mapping[str, Any], cursor: str | None = None, limit: int = 50
     ) -> FlightPage:
-        """``GET /flights``: one page ordered by scheduled departure.
+        """``GET /flights``: one page of a search.
 
-        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``) and
-        min_dep_delay (minutes); empty values are dropped. Raises BackendValidationError for
-        bad filter values or a stale cursor.
+        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``),
+        min_dep_delay and min_arr_delay (minutes), cancelled (``"true"``/``"false"``), hour
+        (0-23), sort and order (``asc``/``desc``); empty values are dropped. Raises
+        BackendValidationError for bad filter values or a stale cursor (or one of another sort).
         """
         params = {**filters, "cursor": cursor, "limit": limit}
         body = self._json(self._request("GET", f"{API_PREFIX}/flights", params=params))
         items = _items(body, "flights")
-        next_cursor = body.get("next_cursor")
-        if next_cursor is not None and not isinstance(next_cursor, str):
-            raise BackendUnavailable("malformed next_cursor from backend")
-        return {"items": items, "next_cursor": next_cursor}
+        cursors = {name: body.get(name) for name in ("next_cursor", "prev_cursor")}
+        if any(c is not None and not isinstance(c, str) for c in cursors.values()):
+            raise BackendUnavailable("malformed page cursor from backend")
+        total = body.get("total")
+        if total is not None and (not isinstance(total, int) or isinstance(total, bool)):
+            raise BackendUnavailable("malformed total from backend")
+        return {"items": items, "total": total, **cursors}  # type: ignore[typeddict-item]
 
-    def get_flight(self, flight_id: int) -> Flight:
-        """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
+    def get_flight(self, flight_id: int) -> FlightDetail:
+        """``GET /flights/{id}``: the flight with its airports' names and time zones and its
+        aircraft (each None when unknown). Raises BackendNotFound for an unknown id."""
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
         body = self._json(self._request("GET", FLIGHT_ROUTE, path))
         if not isinstance(body, dict) or "id" not in body:
