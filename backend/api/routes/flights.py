@@ -6,11 +6,12 @@ import base64
 import binascii
 import datetime as dt
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import duckdb
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from pydantic import ValidationError
 
 from api import idempotency
 from api.db.database import retry_on_conflict, run_query, transaction
@@ -18,7 +19,7 @@ from api.db.queries import FLIGHT_SORT_TAIL, FLIGHT_SORTS, NULLS_LAST, flight_li
 from api.dependencies import Cursor, FlightIds, GroupWrites, Results, get_database
 from api.http_semantics import JsonBodyRoute
 from api.idempotency import IdempotencyKeyHeader
-from api.problems import FieldError, ValidationProblem
+from api.problems import FieldError, ValidationProblem, field_errors
 from api.schemas import (
     MAX_BIGINT,
     MAX_DELAY_MINUTES,
@@ -130,14 +131,59 @@ def _nullable(sort: str) -> bool:
     return "$nulls" in (FLIGHT_SORTS[sort] or "")
 
 
-def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+# A write's JSON body, validated by `validated_body` (not by FastAPI) so that the schema's
+# field errors and the rules that need the database are reported in one 422. The OpenAPI
+# document still names FlightCreate / FlightPatch (api/openapi.py).
+RawBody = Annotated[dict[str, Any], Body()]
+M = TypeVar("M", FlightCreate, FlightPatch)
+
+
+def validated_body(
+    db: duckdb.DuckDBPyConnection, model: type[M], raw: dict[str, Any], flight_id: int | None = None
+) -> M:
+    """`raw` as a `model` (FlightCreate or FlightPatch). When some fields break the schema,
+    raises `ValidationProblem` with those errors AND the failures of `check_flight` over the
+    fields that are valid (merged with the stored flight `flight_id` for a PATCH), so a client
+    learns every invalid field at once. A body the schema accepts is returned for the route's
+    own `check_flight` (which needs the write's transaction for a PATCH)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+    bad = {error["field"] for error in errors}
+    try:
+        # Every field is optional in FlightPatch: this keeps (validated) what passed.
+        valid = FlightPatch.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        raise ValidationProblem(errors) from None
+    record = valid.model_dump(include=valid.model_fields_set)
+    if flight_id is not None:
+        if not 1 <= flight_id <= MAX_BIGINT:
+            raise ValidationProblem(errors)
+        stored = run_query(db, "flight_get", {"id": flight_id}).first()
+        if stored is None:  # the 422 first, as for a body FastAPI refuses
+            raise ValidationProblem(errors)
+        record = {name: stored[name] for name in INPUT_FIELDS} | record
+    try:
+        check_flight(db, record, skip=bad)
+    except ValidationProblem as rules:
+        errors += rules.errors
+    raise ValidationProblem(errors)
+
+
+def check_flight(
+    db: duckdb.DuckDBPyConnection,
+    record: dict[str, Any],
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> None:
     """Rules over the whole (merged) record: required fields present, a real date, a known
     carrier (airlines table), an origin that flights leave from. Raises `ValidationProblem`
-    listing every failure; returns None when the record is valid."""
+    listing every failure; returns None when the record is valid. Fields in `skip` already
+    failed the schema: not reported again (a missing one is not "required" a second time)."""
     errors: list[FieldError] = [
         {"field": name, "message": f"{name} is required and must not be null"}
         for name in REQUIRED_FIELDS
-        if record.get(name) is None
+        if record.get(name) is None and name not in skip
     ]
     year, month, day = record.get("year"), record.get("month"), record.get("day")
     if year is not None and month is not None and day is not None:
@@ -163,6 +209,7 @@ def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
                 f"({', '.join(origins)})",
             }
         )
+    errors = [error for error in errors if error["field"] not in skip]
     if errors:
         raise ValidationProblem(errors)
 
@@ -300,7 +347,7 @@ def create_flight(
     db: Cursor,
     ids: FlightIds,
     writes: GroupWrites,
-    body: FlightCreate,
+    raw: RawBody,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
@@ -311,6 +358,7 @@ def create_flight(
     that no concurrent create conflicts with, committed in a group (api/db/batch.py). With an
     `Idempotency-Key` a repeat gets the first answer again (api/idempotency.py).
     """
+    body = validated_body(db, FlightCreate, raw)
     with idempotency.claim(request, db, idempotency_key, body.model_dump()) as claim:
         if claim.replay is not None:
             return claim.replay
@@ -336,7 +384,7 @@ def patch_flight(
     request: Request,
     db: Cursor,
     flight_id: int,
-    body: FlightPatch,
+    raw: RawBody,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Apply the fields sent to a stored flight; the merged record must be valid.
@@ -346,6 +394,7 @@ def patch_flight(
     a later re-read that could show another writer's values. With an `Idempotency-Key` the
     key and this answer are stored in the same transaction; a repeat gets it again.
     """
+    body = validated_body(db, FlightPatch, raw, flight_id=flight_id)
     changes = body.model_dump(include=body.model_fields_set)
     with idempotency.claim(request, db, idempotency_key, changes) as claim:
         if claim.replay is not None:
