@@ -140,7 +140,7 @@ class FakeBackend:
         if "min_dep_delay" in query and not re.fullmatch(r"-?\d+", query["min_dep_delay"]):
             errors = [{"field": "min_dep_delay", "message": "not an integer"}]
             return 422, problem(422, "/api/v1/flights", errors)
-        if query.get("cursor") not in (None, "c2"):
+        if query.get("cursor") not in (None, "c2", "p1"):
             return 422, problem(422, "/api/v1/flights", [{"field": "cursor", "message": "bad"}])
         items = sorted(self.flights.values(), key=lambda f: f["id"])
         if query.get("origin"):

@@ -73,6 +73,9 @@ def test_pager_first_previous_next(client: Any) -> None:
         second = client.get("/flights?cursor=c2&sort=dest").get_data(as_text=True)
         assert 'href="/flights?cursor=p1&amp;sort=dest" rel="prev"' in second
         assert 'href="/flights?sort=dest">« First page' in second
+        # Back on the first page through a cursor (no prev_cursor): no First or Previous link.
+        fake_prev = client.get("/flights?cursor=p1&sort=dest").get_data(as_text=True)
+        assert "First page" not in fake_prev and "Previous page" not in fake_prev
     finally:
         flights_view.PAGE_SIZE = old
 

@@ -52,6 +52,8 @@ SortName = Literal[
 SortOrder = Literal["asc", "desc"]
 # A cursor points to the page after ("next") or before ("prev") the row of its key.
 Direction = Literal["next", "prev"]
+# The sorts whose leading key value is text (a code); the others' are integers.
+_TEXT_SORTS = frozenset({"carrier", "origin", "dest"})
 
 
 def _key_names(sort: str) -> tuple[str, ...]:
@@ -122,9 +124,6 @@ def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Direction, dict[s
             ]
         )
     return key[2], dict(zip(_key_names(sort), key[3:], strict=True))
-
-
-_TEXT_SORTS = frozenset({"carrier", "origin", "dest"})
 
 
 def _nullable(sort: str) -> bool:

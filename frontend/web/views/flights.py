@@ -97,7 +97,8 @@ def search() -> ResponseReturnValue:
         first_url=page_url(None),
         next_url=page_url(page["next_cursor"]) if page and page["next_cursor"] else None,
         prev_url=page_url(page["prev_cursor"]) if page and page["prev_cursor"] else None,
-        on_first_page=cursor is None,
+        # A Previous page link can lead back to the first page itself (no prev_cursor).
+        on_first_page=cursor is None or bool(page and page["items"] and not page["prev_cursor"]),
         sort_headers=_sort_headers(form, filters),
         sort_caption=_sort_caption(form),
     )
