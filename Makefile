@@ -28,8 +28,9 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff lint and format check, bandit (security) over both services, mypy over both services
+lint: ## ruff, bandit, mypy --strict (both services), pinned requirements in step with their locks
 	@scripts/bootstrap.sh test
+	@scripts/lock.sh --check
 	$(RUFF) check .
 	$(RUFF) format --check .
 	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
@@ -60,11 +61,7 @@ bench: ## benchmark telemetry on vs off, the dashboard vs the ceiling, raw DuckD
 	timeout --kill-after=30 1200 .venv/bin/python bench/run.py
 
 system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
-	.venv/bin/python -m pytest -q tests
+	.venv/bin/python -m pytest -q tests --durations=15
 
-lock: install ## recompile every pinned requirements file from its source
-	cd backend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
-	cd backend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
-	cd frontend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
-	cd frontend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
-	$(UV) pip compile -q tests/requirements.in --python-version 3.11 -o tests/requirements.txt
+lock: install ## re-lock each service (uv.lock) and re-export its pinned requirements files
+	@scripts/lock.sh

@@ -156,28 +156,6 @@ TailNumber = Annotated[
 AirTimeMinutes = Annotated[int, Field(ge=1, le=1440)]
 DistanceMiles = Annotated[int, Field(ge=1, le=20000)]
 
-# Fields a client may send; hour, minute and time_hour are derived by the server.
-REQUIRED_FIELDS = (
-    "year",
-    "month",
-    "day",
-    "sched_dep_time",
-    "sched_arr_time",
-    "carrier",
-    "flight",
-    "origin",
-    "dest",
-)
-OPTIONAL_FIELDS = (
-    "dep_time",
-    "dep_delay",
-    "arr_time",
-    "arr_delay",
-    "tailnum",
-    "air_time",
-    "distance",
-)
-
 
 class FlightCreate(BaseModel):
     """POST /api/v1/flights body. Times HHMM local, delays/air_time in minutes, miles."""
@@ -200,6 +178,16 @@ class FlightCreate(BaseModel):
     dest: AirportCode
     air_time: AirTimeMinutes | None = None
     distance: DistanceMiles | None = None
+
+
+# Fields a client may send (FlightCreate's, in its order): the required ones and the optional
+# ones. hour, minute and time_hour are derived by the server.
+REQUIRED_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in FlightCreate.model_fields.items() if info.is_required()
+)
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in FlightCreate.model_fields.items() if not info.is_required()
+)
 
 
 class FlightPatch(BaseModel):

@@ -60,6 +60,8 @@ class FakeBackend:
             3: make_flight(3, day=2),
         }  # fmt: skip
         self.status_override: int | None = None
+        # path -> body answered with 200 instead of the real one (e.g. a malformed answer)
+        self.answer_override: dict[str, Any] = {}
         self.requests: list[tuple[str, str, Any]] = []
         # (method, path, headers with lower-case names) of every request, e.g. to check that
         # X-Request-ID and traceparent crossed the hop.
@@ -94,6 +96,8 @@ class FakeBackend:
             return 200, {"status": "ok", "checks": {"database": "ok"}}
         if self.status_override is not None:
             return self.status_override, problem(self.status_override, path)
+        if path in self.answer_override:
+            return 200, self.answer_override[path]
         if path == "/api/v1/airlines":
             return 200, {"items": AIRLINES}
         if path == "/api/v1/airports":

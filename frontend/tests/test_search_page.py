@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from tests.fake_backend import FakeBackend, make_flight
+from web.backend_client import Flight
 from web.flight_times import departure_times
 
 
@@ -110,10 +111,12 @@ def test_departure_times_in_summer_and_across_midnight_utc() -> None:
     # 21:30 at JFK on 4 July (EDT, UTC-4) is 01:30 UTC on 5 July.
     flight = make_flight(1, month=7, day=4, sched_dep_time=2130, hour=21, minute=30,
                          time_hour="2013-07-05T01:00:00Z")  # fmt: skip
-    times = departure_times(flight)
+    times = departure_times(Flight.model_validate(flight))
     assert times is not None
     assert times["local"] == "Thu 4 Jul 2013, 21:30"
     assert times["utc"] == "Fri 5 Jul 2013, 01:30 UTC"
     assert times["offset"] == "UTC\u221204:00"
     assert times["tzone"] is None  # no origin_airport in a plain flight
-    assert departure_times({**flight, "time_hour": "July"}) is None
+    assert departure_times(Flight.model_validate({**flight, "time_hour": "July"})) is None
+    # a clock time that is no time of day (the API's HHMM rule is the backend's)
+    assert departure_times(Flight.model_validate({**flight, "sched_dep_time": 2460})) is None

@@ -9,8 +9,9 @@ offset on that day (daylight saving time included): no time zone database is nee
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import TypedDict
+
+from web.backend_client import Flight, FlightDetail
 
 MINUS = "\u2212"
 
@@ -31,20 +32,22 @@ def _when(moment: dt.datetime) -> str:
     return f"{moment:%a} {moment.day} {moment:%b %Y}, {moment:%H:%M}"
 
 
-def departure_times(flight: Mapping[str, Any]) -> DepartureTimes | None:
-    """The scheduled departure of an API flight for display, or None when its fields are
-    missing or malformed (the page then shows the plain HHMM time)."""
+def departure_times(flight: Flight) -> DepartureTimes | None:
+    """The scheduled departure of an API flight for display, or None when its fields do not
+    make a date and time (the page then shows the plain HHMM time). The origin's time zone
+    name comes from a :class:`FlightDetail`'s ``origin_airport`` (None for a plain Flight)."""
     try:
         local = dt.datetime(
-            flight["year"], flight["month"], flight["day"], *divmod(flight["sched_dep_time"], 100)
+            flight.year, flight.month, flight.day, *divmod(flight.sched_dep_time, 100)
         )
-        hour_utc = dt.datetime.strptime(flight["time_hour"], "%Y-%m-%dT%H:%M:%SZ")
-        utc = hour_utc + dt.timedelta(minutes=flight["minute"])
-    except (KeyError, TypeError, ValueError):
+        hour_utc = dt.datetime.strptime(flight.time_hour, "%Y-%m-%dT%H:%M:%SZ")
+        utc = hour_utc + dt.timedelta(minutes=flight.minute)
+    except (OverflowError, ValueError):
         return None
     minutes = round((local - utc).total_seconds() / 60)
     sign = "+" if minutes >= 0 else MINUS
     offset = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
     utc_text = f"{utc:%H:%M} UTC" if utc.date() == local.date() else f"{_when(utc)} UTC"
-    airport = flight.get("origin_airport") or {}
-    return {"local": _when(local), "utc": utc_text, "offset": offset, "tzone": airport.get("tzone")}
+    airport = flight.origin_airport if isinstance(flight, FlightDetail) else None
+    tzone = airport.tzone if airport is not None else None
+    return {"local": _when(local), "utc": utc_text, "offset": offset, "tzone": tzone}

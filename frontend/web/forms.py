@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from flask_wtf import FlaskForm
 from wtforms import DateField, Form, HiddenField, IntegerField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # 3.3, not in stubs
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -26,6 +26,8 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+
+from web.backend_client import FieldProblem
 
 MONTHS = [
     "January", "February", "March", "April", "May", "June",
@@ -126,7 +128,9 @@ class FlightForm(FlaskForm):
 
     def to_api(self) -> dict[str, Any]:
         """The validated data as a FlightCreate body (``year``/``month``/``day`` from ``date``)."""
-        d: date = self.date.data
+        d = self.date.data
+        if d is None:  # InputRequired: a validated form has a date
+            raise ValueError("to_api() of a form that did not validate")
         body: dict[str, Any] = {"year": d.year, "month": d.month, "day": d.day}
         for name in self.API_FIELDS[3:]:
             body[name] = getattr(self, name).data
@@ -168,7 +172,7 @@ class FlightForm(FlaskForm):
 API_FIELD_TO_FORM_FIELD = {"year": "date", "month": "date", "day": "date"}
 
 
-def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list[str]:
+def apply_backend_errors(form: Any, errors: Iterable[FieldProblem]) -> list[str]:
     """Attach a 422 problem's ``[{field, message}]`` to the matching form fields.
 
     Returns the messages that match no field (shown above the form). Field names are the API's
@@ -177,8 +181,8 @@ def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list
     """
     unmatched: list[str] = []
     for error in errors:
-        raw = str(error.get("field") or "")
-        message = str(error.get("message") or "invalid value")
+        raw = error.field
+        message = error.message or "invalid value"
         name = re.split(r"[.\[\]]+", raw.strip(".[]"))[-1] if raw else ""
         name = API_FIELD_TO_FORM_FIELD.get(name, name)
         field = form._fields.get(name) if name else None
