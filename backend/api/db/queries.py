@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from api.schemas import Flight
+from api.schemas import AirportRef, Flight, Plane
 
 # The columns of a Flight as returned by the API: the fields of api.schemas.Flight, in its
 # order (docs/api.md). time_hour is stored as a naive UTC TIMESTAMP and rendered as RFC 3339
 # with a Z suffix.
 _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS time_hour"}
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
+# The reference parts of a flight's detail (api.schemas.FlightDetail), from the joined tables
+# of "flight_get": AirportRef's fields of both airports as origin_<field> and dest_<field>, and
+# Plane's as plane_<field> (the airports and planes tables use the same column names).
+DETAIL_COLUMNS = ", ".join(
+    [f"{alias}.{name} AS {end}_{name}" for end, alias in (("origin", "o"), ("dest", "d"))
+     for name in AirportRef.model_fields]
+    + [f"p.{name} AS plane_{name}" for name in Plane.model_fields]
+)  # fmt: skip
 
 # Scheduled departure hour in the origin airport's time zone, converted to naive UTC.
 # ICU ships inside the duckdb wheel; unknown airports fall back to New York time.
@@ -218,11 +226,7 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         # LEFT JOINs: several real destinations are absent from airports, many tails from
         # planes. The filter on the primary key runs first, so the joins see one row.
         "flight_get": f"""
-            SELECT f.*,
-                   o.name AS origin_name, o.tzone AS origin_tzone,
-                   d.name AS dest_name, d.tzone AS dest_tzone,
-                   p.manufacturer AS plane_manufacturer, p.model AS plane_model,
-                   p.year AS plane_year, p.seats AS plane_seats
+            SELECT f.*, {DETAIL_COLUMNS}
             FROM (SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id) AS f
             LEFT JOIN airports AS o ON o.faa = f.origin
             LEFT JOIN airports AS d ON d.faa = f.dest

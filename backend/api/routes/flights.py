@@ -26,6 +26,7 @@ from api.schemas import (
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     AirportFilter,
+    AirportRef,
     CarrierFilter,
     Flight,
     FlightCreate,
@@ -33,6 +34,7 @@ from api.schemas import (
     FlightPage,
     FlightPatch,
     IsoDate,
+    Plane,
 )
 
 # JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
@@ -331,10 +333,12 @@ def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
     each null when the reference tables do not know it; 404 when there is no such flight."""
     row = _get_flight(db, flight_id)
     flight = {name: value for name, value in row.items() if name in Flight.model_fields}
+    # The joined columns of "flight_get" (api/db/queries.py DETAIL_COLUMNS).
     for end in ("origin", "dest"):
-        name, tzone = row[f"{end}_name"], row[f"{end}_tzone"]
-        flight[f"{end}_airport"] = None if name is None else {"name": name, "tzone": tzone}
-    plane = {name: row[f"plane_{name}"] for name in ("manufacturer", "model", "year", "seats")}
+        airport = {name: row[f"{end}_{name}"] for name in AirportRef.model_fields}
+        # An airport without a row in airports has no name (name is NOT NULL there).
+        flight[f"{end}_airport"] = None if airport["name"] is None else airport
+    plane = {name: row[f"plane_{name}"] for name in Plane.model_fields}
     # A tail number in planes with every field unknown is as good as none.
     flight["plane"] = plane if any(v is not None for v in plane.values()) else None
     return flight
