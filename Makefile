@@ -42,10 +42,10 @@ format: ## apply ruff fixes and formatting
 	$(RUFF) check --fix .
 	$(RUFF) format .
 
-unit-backend:
+unit-backend: ## backend unit tests only (backend/tests; needs `make install`)
 	cd backend && .venv/bin/python -m pytest -q
 
-unit-frontend:
+unit-frontend: ## frontend unit tests only (frontend/tests; needs `make install`)
 	cd frontend && .venv/bin/python -m pytest -q
 
 loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed

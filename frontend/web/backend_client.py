@@ -51,7 +51,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -134,11 +134,40 @@ class Flight(ApiModel):
     time_hour: str  # RFC 3339 UTC timestamp of the scheduled hour
 
 
+class AirportRef(ApiModel):
+    """An airport's ``name`` and IANA ``tzone`` (None when unknown) inside a flight's detail."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(ApiModel):
+    """An aircraft inside a flight's detail (planes table, by tail number): ``year`` of
+    manufacture, number of ``seats``; any field may be None."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """``GET /flights/{id}``: a flight plus its reference data, each None when the
+    reference tables do not know it."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(ApiModel):
-    """One page of ``GET /flights``: ``items`` and the opaque ``next_cursor`` (None at the end)."""
+    """One page of ``GET /flights``: ``items``, ``total`` (matches over all pages) and the
+    opaque ``next_cursor`` / ``prev_cursor`` (None on the last / first page)."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStats(ApiModel):
@@ -265,6 +294,9 @@ class FieldProblem(ApiModel):
 # Every answer model, by the name of the backend's schema it mirrors (tests/test_api_models.py).
 API_MODELS: tuple[type[ApiModel], ...] = (
     Flight,
+    AirportRef,
+    Plane,
+    FlightDetail,
     FlightPage,
     CarrierStats,
     CarrierStatsList,
@@ -585,19 +617,21 @@ class BackendClient:
     def list_flights(
         self, filters: Mapping[str, Any], cursor: str | None = None, limit: int = 50
     ) -> FlightPage:
-        """``GET /flights``: one page ordered by scheduled departure.
+        """``GET /flights``: one page of a search.
 
-        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``) and
-        min_dep_delay (minutes); empty values are dropped. Raises BackendValidationError for
-        bad filter values or a stale cursor.
+        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``),
+        min_dep_delay and min_arr_delay (minutes), cancelled (``"true"``/``"false"``), hour
+        (0-23), sort and order (``asc``/``desc``); empty values are dropped. Raises
+        BackendValidationError for bad filter values or a stale cursor (or one of another sort).
         """
         params = {**filters, "cursor": cursor, "limit": limit}
         return _parse(FlightPage, self._request("GET", f"{API_PREFIX}/flights", params=params))
 
-    def get_flight(self, flight_id: int) -> Flight:
-        """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
+    def get_flight(self, flight_id: int) -> FlightDetail:
+        """``GET /flights/{id}``: the flight with its airports' names and time zones and its
+        aircraft (each None when unknown). Raises BackendNotFound for an unknown id."""
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
-        return _parse(Flight, self._request("GET", FLIGHT_ROUTE, path))
+        return _parse(FlightDetail, self._request("GET", FLIGHT_ROUTE, path))
 
     def create_flight(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> Flight:
         """``POST /flights`` with a FlightCreate body. Returns the new flight (with its id).
