@@ -77,6 +77,16 @@ _DETAIL_LINK = re.compile(r"^/flights/(\d+)$")
 _DRILL_DOWN_LINK = re.compile(r'<a class="(?:bar|month)-link" href="([^"]+)"')
 
 
+def dashboard_url(path: str) -> str:
+    """A dashboard page (``/`` or ``/delays``), sometimes filtered by origin and month."""
+    params: dict[str, str] = {}
+    if random.random() < 0.5:
+        params["origin"] = random.choice(ORIGINS)
+    if random.random() < 0.3:
+        params["month"] = str(random.randint(1, 12))
+    return path + (f"?{urlencode(params)}" if params else "")
+
+
 def answered(response: Any) -> bool:
     """True for a real 2xx/3xx answer. (Locust's ``ok`` is also true for the status 0 of a
     transport error or timeout, which Locust has already counted as a failure.)"""
@@ -255,21 +265,24 @@ class BrowserUser(SyntheticUser):
     default_headers = {**COMMON_HEADERS, "Accept": "text/html"}  # noqa: RUF012 - Locust API
 
     # Task weights: reading dominates; creates and edits are about 3 % of actions.
-    @task(20)
+    # The dashboard's two pages: 20 of 72 actions, and 5 more start the drill-downs below (on
+    # either page): the 25 views of the one page before it was split (issue 13).
+    @task(14)
     def dashboard(self) -> None:
-        params: dict[str, str] = {}
-        if random.random() < 0.5:
-            params["origin"] = random.choice(ORIGINS)
-        if random.random() < 0.3:
-            params["month"] = str(random.randint(1, 12))
-        url = "/" + (f"?{urlencode(params)}" if params else "")
-        self.client.get(url, name="/")
+        self.client.get(dashboard_url("/"), name="/")
+
+    @task(6)
+    def delay_patterns(self) -> None:
+        """The dashboard's second page: delay by hour, destination and weather."""
+        self.client.get(dashboard_url("/delays"), name="/delays")
 
     @task(5)
     def dashboard_drill_down(self) -> None:
-        """The dashboard, then one of its chart links (a carrier, hour, destination or month:
-        the matching flight search), as a person exploring a delay would."""
-        response = self.client.get(f"/?{urlencode({'origin': random.choice(ORIGINS)})}", name="/")
+        """A dashboard page, then one of its chart links (a carrier, month, hour or
+        destination: the matching flight search), as a person exploring a delay would."""
+        path = random.choice(["/", "/", "/delays"])
+        query = urlencode({"origin": random.choice(ORIGINS)})
+        response = self.client.get(f"{path}?{query}", name=path)
         if not answered(response):
             return
         links = _DRILL_DOWN_LINK.findall(response.text or "")

@@ -92,7 +92,8 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
 
 def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -> None:
     """Dashboard -> a carrier's bar -> the search for that carrier (in the dashboard's origin
-    and month); dashboard -> a destination's table row -> the search for that destination.
+    and month); dashboard -> delay patterns -> an hour's bar -> the search for that hour;
+    delay patterns -> a destination's table row -> the search for that destination.
     (The links' sort/order and hour/cancelled/min_arr_delay parameters are the search's own
     business; carrier, dest, origin and the dates are what these checks can see today.)"""
     page.goto(stack.frontend.url + "/?origin=JFK&month=3")
@@ -109,7 +110,27 @@ def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -
     assert rows.count() > 5
     assert all("UA" in text and "JFK" in text for text in rows.all_inner_texts())
 
-    page.goto(stack.frontend.url + "/")
+    # The overview links to the delay patterns page with its filters; an hour's bar there
+    # opens that hour's search.
+    page.goto(stack.frontend.url + "/?origin=EWR")
+    page.get_by_role("navigation", name="Dashboard pages").get_by_role(
+        "link", name=re.compile("^Delay patterns")
+    ).click()
+    expect(page).to_have_url(re.compile(r"/delays\?origin=EWR$"))
+    expect(page.locator("h1")).to_contain_text("Delay patterns")
+    hour_bar = page.locator("#delay-by-hour-cap").locator("xpath=..").locator("a.bar-link")
+    expect(hour_bar.first).to_be_visible()
+    hour_bar.nth(3).click()
+    expect(page).to_have_url(re.compile(r"/flights\?.*hour=\d+"))
+    hour = int(re.search(r"hour=(\d+)", page.url).group(1))  # type: ignore[union-attr]
+    expect(page.locator("select[name=origin]")).to_have_value("EWR")
+    expect(page.locator("select[name=hour]")).to_have_value(str(hour))
+    sched = page.locator("table.results tbody td[data-label='Sched. dep.']")
+    expect(sched.first).to_be_visible()
+    # Each result is scheduled to depart in that hour.
+    assert all(t.strip().startswith(f"{hour:02d}:") for t in sched.all_inner_texts())
+
+    page.goto(stack.frontend.url + "/delays")
     page.get_by_text("Busiest destinations as a table").click()
     row_link = page.get_by_role("region", name="Busiest destinations").get_by_role(
         "link", name=re.compile(r"^ORD\b")

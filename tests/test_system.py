@@ -53,6 +53,12 @@ def test_dashboard_shows_the_figures(stack: Stack) -> None:
     assert "6.9 min" in html
     assert "United Air Lines" in html
     assert "<svg" in html  # charts are rendered server-side
+    patterns = httpx.get(stack.frontend.url + "/delays?origin=LGA", timeout=30)
+    assert patterns.status_code == 200
+    # Weather bands, hours and the busiest destinations from the real data: ATL is LGA's
+    # busiest destination.
+    assert "Visibility" in patterns.text and "ATL" in patterns.text
+    assert patterns.text.count("<svg") == 3
 
 
 def test_backend_errors_are_problem_details(stack: Stack) -> None:

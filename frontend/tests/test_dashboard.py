@@ -77,8 +77,9 @@ def test_carriers_by_delay_worst_first_with_names_and_links(client: Any) -> None
     assert 'role="group"' in page  # a chart of links is not one image
 
 
-def test_hour_destination_and_table_links(client: Any) -> None:
-    page = client.get("/?origin=EWR").get_data(as_text=True)
+def test_delay_patterns_page_hour_and_destination_links(client: Any) -> None:
+    page = client.get("/delays?origin=EWR").get_data(as_text=True)
+    assert "<h1>Delay patterns" in page
     hours = [query(h) for h in hrefs(page, "delay-by-hour")]
     assert [int(q["hour"]) for q in hours] == [h["hour"] for h in HOURS]
     assert all(q["origin"] == "EWR" and q["date_from"] == "2013-01-01" for q in hours)
@@ -87,10 +88,34 @@ def test_hour_destination_and_table_links(client: Any) -> None:
     # BQN is absent from airports: its code alone is its label.
     assert re.search(r'<text class="row-label"[^>]*>BQN</text>', page)
     assert "Chicago Ohare Intl (ORD)" in page
-    # Table rows link as well: every day, and the cancelled/late figures of a carrier.
+    assert 'id="delay-by-weather-cap"' in page and "Delay by the weather" in page
+    # Its filter form submits to itself; the overview link keeps the filters.
+    assert 'action="/delays"' in page
+    assert '<a href="/?origin=EWR" >Overview</a>' in page
+
+
+def test_the_overview_asks_only_for_its_own_aggregates(
+    client: Any, fake_backend: FakeBackend
+) -> None:
+    page = client.get("/?origin=EWR&month=2").get_data(as_text=True)
+    asked = {p for _, p, _ in fake_backend.requests}
+    assert {"/api/v1/stats/carriers", "/api/v1/stats/daily"} <= asked
+    assert not asked & {"/api/v1/stats/hours", "/api/v1/stats/destinations",
+                        "/api/v1/stats/weather"}  # fmt: skip
+    assert 'id="delay-by-hour-cap"' not in page
+    # Linked both ways: the main navigation and the page's own, with the same filters.
+    assert 'href="/delays?origin=EWR&amp;month=2"' in page
+    assert page.count('href="/delays') >= 2
+
+
+def test_overview_table_links(client: Any) -> None:
+    page = client.get("/?origin=EWR").get_data(as_text=True)
+    # Table rows link as well: every day (its date cell, the day's search in its default
+    # order: the short link keeps the 365-row table light), and a carrier's figures.
     day_links = re.findall(r'<th scope="row"><a href="([^"]+)">2013-\d\d-\d\d</a>', page)
     assert len(day_links) == len(DAILY)
-    assert query(html.unescape(day_links[0]))["date_to"] == "2013-01-01"
+    assert query(html.unescape(day_links[0])) == {
+        "origin": "EWR", "date_from": "2013-01-01", "date_to": "2013-01-01"}  # fmt: skip
     cancelled = [
         query(html.unescape(h)) for h in re.findall(r'href="([^"]+cancelled=true[^"]*)"', page)
     ]
@@ -184,7 +209,7 @@ def test_stats_answers_are_validated_models(fake_backend: FakeBackend) -> None:
 
 def test_a_malformed_stats_answer_is_the_503_page(client: Any, fake_backend: FakeBackend) -> None:
     fake_backend.hours = [{"hour": "noon"}]
-    response = client.get("/")
+    response = client.get("/delays")
     assert response.status_code == 503
     assert "Traceback" not in response.get_data(as_text=True)
 

@@ -25,8 +25,7 @@ def test_dashboard(client: Any, fake_backend: FakeBackend) -> None:
     assert "91,394" in html  # 32,729 + 58,665 flights
     assert "1,322" in html  # cancelled
     assert "%" in html and " min" in html
-    assert html.count("<svg") == 5  # carriers, per day, hours, destinations, weather
-    assert "<title" in html and 'role="img"' in html  # weather: no links, an image
+    assert html.count("<svg") == 2  # carriers, per day (hours etc.: /delays)
     assert 'class="highlight"' in html  # March shaded
     assert (
         "GET",
@@ -34,6 +33,21 @@ def test_dashboard(client: Any, fake_backend: FakeBackend) -> None:
         {"origin": "JFK", "month": "3", "year": "2013"},
     ) in fake_backend.requests
     assert "<script" not in html and "http://" not in html.split("</head>")[0]
+
+
+def test_delay_patterns_page(client: Any, fake_backend: FakeBackend) -> None:
+    response = client.get("/delays?origin=JFK&month=3")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert html.count("<svg") == 3  # hours, destinations, weather
+    assert "<title" in html and 'role="img"' in html  # weather: no links, an image
+    for path in ("/api/v1/stats/hours", "/api/v1/stats/destinations", "/api/v1/stats/weather"):
+        assert any(
+            p == path and q.get("origin") == "JFK" and q.get("month") == "3"
+            for _, p, q in fake_backend.requests
+        ), path
+    assert not any(p == "/api/v1/stats/carriers" for _, p, _ in fake_backend.requests)
+    assert 'aria-current="page">Delay patterns</a>' in html  # the main navigation
 
 
 def test_dashboard_ignores_unknown_filter(client: Any) -> None:

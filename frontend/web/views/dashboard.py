@@ -1,24 +1,27 @@
-"""Dashboard ``/``: headline figures and charts of delays, filtered by origin, month and year.
+"""The dashboard: two pages of delay charts, filtered by origin, month and year.
 
-Data (backend ``/api/v1/stats/...``): ``carriers`` (headline figures, delay by carrier),
-``daily`` (mean delay per day of the chosen year; the selected month is shaded), ``hours``
-(delay by scheduled departure hour), ``destinations`` (the busiest destinations) and
-``weather`` (delay against the weather at the origin). Every chart comes with its data as a
-table, and every bar, month and table row that matches a flight search links to it
-(:func:`search_params`): the drill-down carries the dashboard's origin and month (as the
-month's dates in the chosen year).
+``/`` (overview): headline figures, delay by carrier and mean delay per day of the chosen year
+(the selected month is shaded); backend ``/api/v1/stats/carriers`` and ``/daily``. ``/delays``
+(delay patterns): delay by scheduled departure hour, at the busiest destinations and against
+the weather at the origin; backend ``/api/v1/stats/hours``, ``/destinations``, ``/weather``
+(and ``/daily`` for the years the data has). Two pages, not one, because every write empties
+the backend's stats cache and a page's miss costs one aggregate per chart: five on one page
+made ``GET /`` twice as slow under the load test's writes (docs/performance.md). Every chart
+comes with its data as a table, and every bar, month and table row that matches a flight search
+links to it (:func:`search_params`): the drill-down carries the dashboard's origin and month
+(as the month's dates in the chosen year).
 
-The year: the dashboard shows one year at a time, by default the one with the most flights
-(the demo data is 2013; a flight dated 2014 must not stretch the daily chart over two years).
-A year selector appears when the data spans more than one year.
+The year: the dashboard shows one year at a time, by default the one with the most flights (the
+demo data is 2013; a flight dated 2014 must not stretch the daily chart over two years). A year
+selector appears when the data spans more than one year.
 
-Every worker keeps the rendered data part of the page (``_dashboard_data.html``: figures,
-charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5 s, at most 1 s) per filter
-combination, so under load most page views skip the backend calls, the chart building and
-the rendering of the 365-row table (the biggest cost per page, see docs/performance.md); a
-write still shows within a second (the backend invalidates its own aggregate cache at the
-write). Only what is the same for every visitor is kept: the rest of the page (form, flash
-messages, anything per user) is rendered per request.
+Every worker keeps the rendered data part of each page (``_dashboard_data.html``,
+``_patterns_data.html``: figures, charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5
+s, at most 1 s) per filter combination, so under load most page views skip the backend calls,
+the chart building and the rendering of the 365-row table (the biggest cost per page, see
+docs/performance.md); a write still shows within a second (the backend invalidates its own
+aggregate cache at the write). Only what is the same for every visitor is kept: the rest of the
+page (form, flash messages, anything per user) is rendered per request.
 """
 
 from __future__ import annotations
@@ -191,17 +194,25 @@ class DashboardCache:
             return data
 
 
-def _cache() -> DashboardCache:
-    cache: DashboardCache | None = current_app.extensions.get("dashboard_cache")
+def _cache(name: str, compute: Callable[[str | None, int | None, int | None], dict[str, Any]]
+           ) -> DashboardCache:  # fmt: skip
+    """The worker's cache of one dashboard page's data (``name``), made on first use."""
+    key = f"dashboard_cache.{name}"
+    cache: DashboardCache | None = current_app.extensions.get(key)
     if cache is None:
         seconds = current_app.extensions["settings"].DASHBOARD_CACHE_SECONDS
-        cache = current_app.extensions.setdefault("dashboard_cache", DashboardCache(seconds))
+        cache = current_app.extensions.setdefault(key, DashboardCache(seconds, compute=compute))
     return cache
 
 
-@bp.get("/")
-def index() -> ResponseReturnValue:
-    """Render the dashboard. Backend failures surface as the 503/502 error pages."""
+def _render(
+    name: str,
+    title: str,
+    compute: Callable[[str | None, int | None, int | None], dict[str, Any]],
+) -> ResponseReturnValue:
+    """One dashboard page (``name`` = its endpoint in this blueprint): the filter form, and
+    the data part ``compute`` renders for the filters (kept per worker, :class:`DashboardCache`).
+    Backend failures surface as the 503/502 error pages."""
     client = backend()
     form = DashboardForm(request.args)
     origins = client.airports("origin")
@@ -215,40 +226,73 @@ def index() -> ResponseReturnValue:
         month = int(form.month.data) if form.month.data else None
         year = int(form.year.data) if form.year.data else None
 
-    data = _cache().get(origin, month, year)
+    data = _cache(name, compute).get(origin, month, year)
     form.year.choices = options((str(y), str(y)) for y in data["years"])
     form.year.data = str(data["year"]) if data["year"] else ""
     unknown_year = year is not None and year != data["year"]
+    # The other page with the same filters (the links between the two pages keep them).
+    filters = urlencode(
+        [(k, v) for k, v in (("origin", origin), ("month", month), ("year", year)) if v]
+    )
+    query = f"?{filters}" if filters else ""
     return render_template(
         "dashboard.html",
+        page_name=name,
+        title=title,
         form=form,
         scope=data["scope"],
         data_html=data["html"],
         several_years=len(data["years"]) > 1,
         unknown_filter=bool(form.errors) or unknown_year,
+        overview_href=url_for("dashboard.index") + query,
+        patterns_href=url_for("dashboard.patterns") + query,
     )
 
 
-def dashboard_data(origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
-    """The dashboard's data part for these filters, rendered (``html``), its ``scope`` text,
-    the ``year`` shown and the ``years`` the data has.
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """The overview: headline figures, delay by carrier, mean delay per day."""
+    return _render("index", "Flight delays", dashboard_data)
 
-    The same for every visitor: no request or user state goes into it."""
-    client = backend()
-    daily_all = client.daily_stats(origin=origin)
+
+@bp.get("/delays")
+def patterns() -> ResponseReturnValue:
+    """Delay patterns: by scheduled departure hour, destination and weather at the origin."""
+    return _render("patterns", "Delay patterns", patterns_data)
+
+
+def _scope(origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
+    """What both pages' data start from: the ``year`` shown (:func:`choose_year`), the
+    ``years`` the data has, that year's ``daily`` stats, the ``scope`` text and ``link``, a
+    function of search filters giving the drill-down URL within the scope."""
+    daily_all = backend().daily_stats(origin=origin)
     year, years = choose_year([d.date for d in daily_all], year)
-    daily = [d for d in daily_all if d.date.year == year]
-    stats = client.carrier_stats(origin=origin, month=month, year=year)
-    hours = client.hour_stats(origin=origin, month=month, year=year)
-    destinations = client.destination_stats(
-        origin=origin, month=month, year=year, limit=TOP_DESTINATIONS
-    )
-    weather = client.weather_stats(origin=origin, month=month, year=year)
-
     base = url_for("flights.search")
 
     def link(**filters: str | int) -> str:
         return f"{base}?{urlencode(search_params(origin, year, month, **filters))}"
+
+    scope = " · ".join(
+        part
+        for part in (
+            f"from {origin}" if origin else "all New York airports",
+            MONTHS[month - 1] if month else "all months",
+            str(year) if year else "",
+        )
+        if part
+    )
+    daily = [d for d in daily_all if d.date.year == year]
+    return {"year": year, "years": years, "daily": daily, "scope": scope, "link": link}
+
+
+def dashboard_data(origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
+    """The overview's data part for these filters, rendered (``html``), its ``scope`` text,
+    the ``year`` shown and the ``years`` the data has.
+
+    The same for every visitor: no request or user state goes into it."""
+    scoped = _scope(origin, month, year)
+    year, daily, link = scoped["year"], scoped["daily"], scoped["link"]
+    stats = backend().carrier_stats(origin=origin, month=month, year=year)
 
     # Carriers: names with their codes, worst mean arrival delay first.
     carriers: list[dict[str, Any]] = [
@@ -266,17 +310,54 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         width=560, label_width=250, hrefs=[s["href"] for s in carriers],
     )  # fmt: skip
 
-    # Daily mean arrival delay over the chosen year; each month links to its search.
+    # Daily mean arrival delay over the chosen year; each month links to its search. The
+    # 365-row table links only its date cells, with the short form of the search (the day
+    # alone, the search's default order): the whole page is its largest part.
     series = [(d.date, d.mean_arr_delay) for d in daily if d.mean_arr_delay is not None]
     month_hrefs = {}
     if year is not None:
+        base = url_for("flights.search")
         for m in range(1, 13):
             month_hrefs[m] = f"{base}?{urlencode(search_params(origin, year, m, **WORST_FIRST))}"
     daily_chart = line_chart(series, highlight_month=month, year=year, month_hrefs=month_hrefs)
     daily_rows = [
-        {**d.model_dump(), "href": link(date_from=str(d.date), date_to=str(d.date), **WORST_FIRST)}
-        for d in daily
+        {**d.model_dump(), "href": link(date_from=str(d.date), date_to=str(d.date))} for d in daily
     ]
+
+    html = render_template(
+        "_dashboard_data.html",
+        month_name=MONTHS[month - 1] if month else None,
+        year=year,
+        figures=headline(stats),
+        cancelled_href=link(cancelled="true"),
+        late_href=link(min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
+        stats=carriers,
+        delay_chart=delay_chart,
+        delay_summary=bar_summary(
+            "mean arrival delay", "carriers", [(s["label"], s["mean_arr_delay"]) for s in carriers]
+        ),
+        daily=daily_rows,
+        daily_chart=daily_chart,
+        daily_summary=daily_summary(daily_chart.points, daily_chart.minimum, daily_chart.maximum),
+    )
+    # Our own template, rendered with autoescape: safe to embed as is.
+    part = Markup(html)  # nosec B704
+    return {"scope": scoped["scope"], "html": part, "year": year, "years": scoped["years"]}
+
+
+def patterns_data(origin: str | None, month: int | None, year: int | None) -> dict[str, Any]:
+    """The delay patterns page's data part for these filters (the keys of
+    :func:`dashboard_data`): delay by hour, at the busiest destinations, by weather band.
+
+    The same for every visitor: no request or user state goes into it."""
+    scoped = _scope(origin, month, year)
+    year, link = scoped["year"], scoped["link"]
+    client = backend()
+    hours = client.hour_stats(origin=origin, month=month, year=year)
+    destinations = client.destination_stats(
+        origin=origin, month=month, year=year, limit=TOP_DESTINATIONS
+    )
+    weather = client.weather_stats(origin=origin, month=month, year=year)
 
     hour_rows: list[dict[str, Any]] = [
         {"stat": h, "label": f"{h.hour:02d}:00", "href": link(hour=h.hour, **WORST_FIRST)}
@@ -305,30 +386,8 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         width=560, label_width=250,
     )  # fmt: skip
 
-    scope = " · ".join(
-        part
-        for part in (
-            f"from {origin}" if origin else "all New York airports",
-            MONTHS[month - 1] if month else "all months",
-            str(year) if year else "",
-        )
-        if part
-    )
     html = render_template(
-        "_dashboard_data.html",
-        month_name=MONTHS[month - 1] if month else None,
-        year=year,
-        figures=headline(stats),
-        cancelled_href=link(cancelled="true"),
-        late_href=link(min_arr_delay=LATE_FROM_MINUTES, **WORST_FIRST),
-        stats=carriers,
-        delay_chart=delay_chart,
-        delay_summary=bar_summary(
-            "mean arrival delay", "carriers", [(s["label"], s["mean_arr_delay"]) for s in carriers]
-        ),
-        daily=daily_rows,
-        daily_chart=daily_chart,
-        daily_summary=daily_summary(daily_chart.points, daily_chart.minimum, daily_chart.maximum),
+        "_patterns_data.html",
         hours=hour_rows,
         hour_chart=hour_chart,
         hour_summary=bar_summary(
@@ -352,7 +411,8 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         ),
     )
     # Our own template, rendered with autoescape: safe to embed as is.
-    return {"scope": scope, "html": Markup(html), "year": year, "years": years}  # nosec B704
+    part = Markup(html)  # nosec B704
+    return {"scope": scoped["scope"], "html": part, "year": year, "years": scoped["years"]}
 
 
 def bar_summary(what: str, of: str, rows: Sequence[tuple[str, float | None]]) -> str:
