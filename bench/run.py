@@ -66,6 +66,7 @@ LABEL = os.environ.get("BENCH_LABEL", "")
 SCENARIOS: dict[str, tuple[str, str, str | None]] = {
     "ceiling: frontend /readyz": ("frontend", "/readyz", None),
     "dashboard /": ("frontend", "/", None),
+    "dashboard /delays": ("frontend", "/delays", None),
     "api stats/carriers": ("backend", "/api/v1/stats/carriers", "stats_carriers"),
     "api stats/daily": ("backend", "/api/v1/stats/daily", "stats_daily"),
     "api stats/hours": ("backend", "/api/v1/stats/hours", "stats_hours"),
@@ -416,7 +417,7 @@ def main() -> int:
             log(f"telemetry {mode}: starting the stack")
             start_stack(mode, db, stack, receiver)
             backend_url, frontend_url = stack.procs[0].url, stack.procs[1].url
-            for path in ("/", "/?origin=JFK&month=7", "/flights", "/flights/1"):
+            for path in ("/", "/?origin=JFK&month=7", "/delays", "/flights", "/flights/1"):
                 httpx.get(frontend_url + path, timeout=30)
             results[mode] = {}
             for name, (service, path, _) in SCENARIOS.items():

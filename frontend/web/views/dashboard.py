@@ -7,7 +7,7 @@ the weather at the origin; backend ``/api/v1/stats/hours``, ``/destinations``, `
 (and ``/daily`` for the years the data has). Two pages, not one, because every write empties
 the backend's stats cache and a page's miss costs one aggregate per chart: five on one page
 made ``GET /`` twice as slow under the load test's writes (docs/performance.md). Every chart
-comes with its data as a table, and every bar, month and table row that matches a flight search
+comes with its data as a table, and every bar, month and table row (but the 365 days) that matches a flight search
 links to it (:func:`search_params`): the drill-down carries the dashboard's origin and month
 (as the month's dates in the chosen year).
 
@@ -310,9 +310,9 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         width=560, label_width=250, hrefs=[s["href"] for s in carriers],
     )  # fmt: skip
 
-    # Daily mean arrival delay over the chosen year; each month links to its search. The
-    # 365-row table links only its date cells, with the short form of the search (the day
-    # alone, the search's default order): the whole page is its largest part.
+    # Daily mean arrival delay over the chosen year; each month of the chart links to its
+    # search. The 365-row table has no links (they were a quarter of the page's bytes: it is
+    # the page's largest part, docs/performance.md).
     series = [(d.date, d.mean_arr_delay) for d in daily if d.mean_arr_delay is not None]
     month_hrefs = {}
     if year is not None:
@@ -320,10 +320,6 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         for m in range(1, 13):
             month_hrefs[m] = f"{base}?{urlencode(search_params(origin, year, m, **WORST_FIRST))}"
     daily_chart = line_chart(series, highlight_month=month, year=year, month_hrefs=month_hrefs)
-    daily_rows = [
-        {**d.model_dump(), "href": link(date_from=str(d.date), date_to=str(d.date))} for d in daily
-    ]
-
     html = render_template(
         "_dashboard_data.html",
         month_name=MONTHS[month - 1] if month else None,
@@ -336,7 +332,7 @@ def dashboard_data(origin: str | None, month: int | None, year: int | None) -> d
         delay_summary=bar_summary(
             "mean arrival delay", "carriers", [(s["label"], s["mean_arr_delay"]) for s in carriers]
         ),
-        daily=daily_rows,
+        daily=daily,
         daily_chart=daily_chart,
         daily_summary=daily_summary(daily_chart.points, daily_chart.minimum, daily_chart.maximum),
     )
