@@ -7,9 +7,9 @@ the weather at the origin; backend ``/api/v1/stats/hours``, ``/destinations``, `
 (and ``/daily`` for the years the data has). Two pages, not one, because every write empties
 the backend's stats cache and a page's miss costs one aggregate per chart: five on one page
 made ``GET /`` twice as slow under the load test's writes (docs/performance.md). Every chart
-comes with its data as a table, and every bar, month and table row (but the 365 days) that matches a flight search
-links to it (:func:`search_params`): the drill-down carries the dashboard's origin and month
-(as the month's dates in the chosen year).
+comes with its data as a table, and every bar, month and table row (but the 365 days) that
+matches a flight search links to it (:func:`search_params`): the drill-down carries the
+dashboard's origin and month (as the month's dates in the chosen year).
 
 The year: the dashboard shows one year at a time, by default the one with the most flights (the
 demo data is 2013; a flight dated 2014 must not stretch the daily chart over two years). A year
