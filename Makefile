@@ -24,8 +24,9 @@ system-deps: ## install Debian packages the tests need (chromium, prometheus)
 test: system-deps ## install everything, then lint, unit tests of both services, whole-system tests
 	@scripts/bootstrap.sh test
 	$(MAKE) lint
-	$(MAKE) unit-backend
-	$(MAKE) unit-frontend
+	@# The two services' unit suites side by side: they wait on the servers they start far
+	@# more than they compute; each one's output is printed whole when it ends.
+	$(MAKE) -j2 --output-sync=target unit-backend unit-frontend
 	$(MAKE) system-tests
 
 lint: ## ruff, bandit, mypy --strict (both services), pinned requirements in step with their locks
