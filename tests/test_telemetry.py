@@ -37,6 +37,8 @@ def otel_env(receiver: OTLPReceiver) -> dict[str, str]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: export quickly in tests
         "LOG_FORMAT": "json",
         "WEB_CONCURRENCY": "3",
+        # Both services force the stable HTTP conventions whatever this says (tracing.py).
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup",
     }
 
 
@@ -150,7 +152,7 @@ def test_one_trace_from_browser_request_down_to_duckdb(
     ) == len([s for s in spans if s.kind == "SERVER"])
     for span in spans:
         assert span.resource["service.instance.id"]
-        assert span.resource["deployment.environment"] == "development"
+        assert span.resource["deployment.environment.name"] == "development"
         assert span.resource["service.version"]
 
     # the backend's log lines of this request carry the exported trace id, exactly
@@ -162,6 +164,43 @@ def test_one_trace_from_browser_request_down_to_duckdb(
     assert len(access) == 1
     assert access[0]["http.route"] == "/flights/<int:flight_id>"
     assert access[0]["http.response.status_code"] == 200
+
+
+OLD_HTTP_ATTRIBUTES = {"http.method", "http.status_code", "http.target", "http.url", "http.scheme",
+                       "http.host", "net.host.port", "net.peer.name", "net.peer.port",
+                       "http.server_name", "http.flavor", "http.user_agent"}  # fmt: skip
+
+
+def test_spans_use_the_stable_conventions_whatever_the_environment_says(
+    traced: Stack, receiver: OTLPReceiver
+) -> None:
+    header, trace_id, _ = traceparent(sampled=True)
+    response = httpx.get(
+        traced.frontend.url + "/flights/4", headers={"traceparent": header}, timeout=10
+    )
+    assert response.status_code == 200
+    receiver.wait_for(
+        lambda spans: any(s.trace_id == trace_id and s.service == "flights-frontend" and
+                          s.kind == "SERVER" for s in spans)
+    )  # fmt: skip
+    time.sleep(0.5)
+    spans = receiver.trace(trace_id)
+    assert {s.service for s in spans} == {"flights-frontend", "flights-backend"}
+    for span in spans:
+        assert not OLD_HTTP_ATTRIBUTES & set(span.attributes), (span.name, span.attributes)
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            span.resource["service.instance.id"],
+        ), span.resource
+        assert "deployment.environment" not in span.resource
+    for span in spans:
+        if span.kind == "SERVER":
+            assert span.attributes["http.request.method"] == "GET"
+            assert span.name == f"GET {span.attributes['http.route']}"
+    clients = [s for s in spans if s.service == "flights-frontend" and s.kind == "CLIENT"]
+    assert "GET /api/v1/flights/{flight_id}" in {s.name for s in clients}
+    for span in clients:
+        assert span.name == f"GET {span.attributes['url.template']}"
 
 
 def test_parent_based_sampling(traced: Stack, receiver: OTLPReceiver) -> None:
@@ -217,7 +256,7 @@ def test_every_stdout_line_is_json_with_the_schema(traced: Stack) -> None:
             for key in ("timestamp", "level", "event", "logger"):
                 assert key in record, (service.name, record)
             assert record["service.name"] == name
-            assert record["deployment.environment"] == "development"
+            assert record["deployment.environment.name"] == "development"
             assert record["timestamp"].endswith("Z") or record["timestamp"].endswith("+00:00")
             if "trace_id" in record:
                 assert HEX32.match(record["trace_id"]), record

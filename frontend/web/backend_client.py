@@ -64,6 +64,7 @@ from tenacity.stop import stop_base
 from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
 from web.observability import metrics, tracing
+from web.observability.backend_calls import URL_TEMPLATE, name_client_span
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
 from web.worker import request_arrived_at
@@ -281,7 +282,9 @@ class BackendClient:
                 transport: httpx.BaseTransport = self._transport or httpx.HTTPTransport()
                 if self.telemetry:
                     transport = SyncOpenTelemetryTransport(
-                        transport, tracer_provider=tracing.provider()
+                        transport,
+                        tracer_provider=tracing.provider(),
+                        request_hook=name_client_span,  # "GET /api/v1/flights/{flight_id}"
                     )
                 self._client = httpx.Client(
                     base_url=self.base_url,
@@ -345,7 +348,10 @@ class BackendClient:
                     raise BackendUnavailable("no time left to retry the backend call")
                 kwargs["timeout"] = self._timeouts(left)
             sent += 1
-            return self._http().request(method, path or route, **kwargs)
+            # The route template names the client span (web/observability/backend_calls.py).
+            return self._http().request(
+                method, path or route, extensions={URL_TEMPLATE: route}, **kwargs
+            )
 
         attempts = self._retrying(retryable, page_start, budget)
         started = time.perf_counter()

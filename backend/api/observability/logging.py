@@ -6,7 +6,7 @@ record, so server lines and application lines share one schema:
 
     {"timestamp": "2026-11-29T13:05:01.123456Z", "level": "info", "event": "...",
      "logger": "api.access", "service.name": "flights-backend", "service.version": "0.1.0",
-     "deployment.environment": "development", "process.pid": 4711,
+     "deployment.environment.name": "development", "process.pid": 4711,
      "trace_id": "<32 hex>", "span_id": "<16 hex>", "request_id": "..."}
 
 `trace_id`/`span_id` come from the active OpenTelemetry span (only a valid span context);
@@ -70,12 +70,12 @@ def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
 _SERVICE: dict[str, str] = {
     "service.name": "flights-backend",
     "service.version": "0.0.0",
-    "deployment.environment": "development",
+    "deployment.environment.name": "development",
 }
 
 
 def add_service_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Add service.name, service.version, deployment.environment and process.pid."""
+    """Add service.name, service.version, deployment.environment.name and process.pid."""
     event_dict.update(_SERVICE)
     event_dict["process.pid"] = os.getpid()
     return event_dict
@@ -142,7 +142,7 @@ def configure_logging(
         {
             "service.name": service_name,
             "service.version": service_version,
-            "deployment.environment": environment,
+            "deployment.environment.name": environment,
         }
     )
     renderer: Processor

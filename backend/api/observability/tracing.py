@@ -36,7 +36,35 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 EXCLUDED_URLS = "/livez$,/readyz$,/health$,/metrics$"
 
 # One instance id per process: tells restarts and replicas apart in the trace backend.
-SERVICE_INSTANCE_ID = uuid.uuid4().hex
+SERVICE_INSTANCE_ID = str(uuid.uuid4())  # canonical 8-4-4-4-12 form (semconv)
+
+# The stable HTTP semantic conventions (http.request.method, http.response.status_code,
+# url.path, server.address, ...) and never the old names, whatever OTEL_SEMCONV_STABILITY_OPT_IN
+# says. opentelemetry-instrumentation reads that variable once per process, under a lock, the
+# first time an instrumentor initialises (opentelemetry/instrumentation/_semconv.py, 0.66b1,
+# lines 204-246: `_OpenTelemetrySemanticConventionStability._initialize`, which returns at
+# once when `_initialized` is set; called from FlaskInstrumentor, FastAPIInstrumentor and the
+# httpx transports' __init__). So the variable is set here, before any instrumentor, and the
+# mode is read again in case something initialised it earlier. Other signals an operator
+# opted into (e.g. `database`) are kept; `http/dup` (old and new names) is not.
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def use_stable_http_semconv() -> None:
+    """Make every instrumentation of this process emit only the stable HTTP conventions."""
+    from opentelemetry.instrumentation import _semconv
+
+    kept = [
+        value.strip()
+        for value in os.environ.get(SEMCONV_OPT_IN, "").split(",")
+        if value.strip() and not value.strip().startswith("http")
+    ]
+    os.environ[SEMCONV_OPT_IN] = ",".join(["http", *kept])
+    stability = _semconv._OpenTelemetrySemanticConventionStability
+    with stability._lock:
+        stability._initialized = False  # read the variable again (see above)
+    stability._initialize()
+
 
 _provider: TracerProvider | None = None
 _tracer = trace.get_tracer("api.db")  # a proxy: follows the global provider once set
@@ -57,6 +85,7 @@ def setup_tracing(
     global _provider
     if _provider is not None:
         return _provider
+    use_stable_http_semconv()
     if _env_true("OTEL_SDK_DISABLED"):
         return None
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; the attributes given here win.
@@ -65,7 +94,7 @@ def setup_tracing(
             "service.name": service_name,
             "service.version": service_version,
             "service.instance.id": SERVICE_INSTANCE_ID,
-            "deployment.environment": environment,
+            "deployment.environment.name": environment,
         }
     )
     provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER*
@@ -102,10 +131,6 @@ def instrument_app(app: FastAPI, provider: TracerProvider | None) -> None:
     """
     if provider is None:
         return
-    # Stable HTTP semantic conventions on the server span (http.request.method,
-    # http.response.status_code, url.path, ...) instead of the old names; read once by the
-    # instrumentation, and an operator's own OTEL_SEMCONV_STABILITY_OPT_IN wins.
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
@@ -156,6 +181,8 @@ def query_span(name: str, statement: str) -> Iterator[Span]:
             yield span
         except BaseException as exc:
             span.record_exception(exc)
+            # semconv: the class name of the exception (low cardinality) on a failed operation
+            span.set_attribute("error.type", type(exc).__qualname__)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
 

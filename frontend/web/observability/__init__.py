@@ -49,5 +49,5 @@ class ServiceInfo:
 
     name: str  # service.name, e.g. "flights-frontend"
     version: str  # service.version, e.g. "0.1.0"
-    environment: str  # deployment.environment (APP_ENV), e.g. "production"
+    environment: str  # deployment.environment.name (APP_ENV), e.g. "production"
     git_commit: str = "unknown"

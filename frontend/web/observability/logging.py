@@ -6,7 +6,7 @@ handler on the root logger whose ``structlog.stdlib.ProcessorFormatter`` renders
 same processors, so every line has the same fields (docs/observability.md, "Logs"):
 
 ``timestamp`` (RFC 3339 UTC, ``...Z``), ``level`` (lower case), ``event``, ``logger``,
-``service.name``, ``service.version``, ``deployment.environment``, ``process.pid``, and when
+``service.name``, ``service.version``, ``deployment.environment.name``, ``process.pid``, and when
 present ``request_id`` (bound per request in :mod:`web.observability.requests`),
 ``trace_id``/``span_id`` (the active, valid OpenTelemetry span: 32/16 lowercase hex) and
 ``exception`` (the formatted stack).
@@ -80,11 +80,11 @@ def add_process_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -
 
 
 def service_fields(info: ServiceInfo) -> Processor:
-    """A processor adding ``service.name``, ``service.version`` and ``deployment.environment``."""
+    """A processor adding ``service.name``, ``service.version``, ``deployment.environment.name``."""
     fields = {
         "service.name": info.name,
         "service.version": info.version,
-        "deployment.environment": info.environment,
+        "deployment.environment.name": info.environment,
     }
 
     def add_service(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:

@@ -15,7 +15,7 @@ Standard variables honoured (docs/observability.md, "Traces"):
 - ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (default ``parentbased_always_on``),
   ``OTEL_BSP_*``, ``OTEL_EXPORTER_OTLP_*`` (headers, timeout, compression): read by the SDK.
 - ``OTEL_RESOURCE_ATTRIBUTES``: merged into the resource; our own keys (``service.name``,
-  ``service.version``, ``service.instance.id``, ``deployment.environment``) take precedence.
+  ``service.version``, ``service.instance.id``, ``deployment.environment.name``) take precedence.
 """
 
 from __future__ import annotations
@@ -41,6 +41,34 @@ log = logging.getLogger(__name__)
 EXCLUDED_URLS = ",".join(
     rf"^[a-z]+://[^/]+/{path}(\?.*)?$" for path in ("livez", "readyz", "health", "metrics")
 )
+
+# The stable HTTP semantic conventions (http.request.method, http.response.status_code,
+# url.path, server.address, ...) and never the old names, whatever OTEL_SEMCONV_STABILITY_OPT_IN
+# says. opentelemetry-instrumentation reads that variable once per process, under a lock, the
+# first time an instrumentor initialises (opentelemetry/instrumentation/_semconv.py, 0.66b1,
+# lines 204-246: `_OpenTelemetrySemanticConventionStability._initialize`, which returns at
+# once when `_initialized` is set; called from FlaskInstrumentor, FastAPIInstrumentor and the
+# httpx transports' __init__). So the variable is set here, before any instrumentor, and the
+# mode is read again in case something initialised it earlier. Other signals an operator
+# opted into (e.g. `database`) are kept; `http/dup` (old and new names) is not.
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+def use_stable_http_semconv() -> None:
+    """Make every instrumentation of this process emit only the stable HTTP conventions."""
+    from opentelemetry.instrumentation import _semconv
+
+    kept = [
+        value.strip()
+        for value in os.environ.get(SEMCONV_OPT_IN, "").split(",")
+        if value.strip() and not value.strip().startswith("http")
+    ]
+    os.environ[SEMCONV_OPT_IN] = ",".join(["http", *kept])
+    stability = _semconv._OpenTelemetrySemanticConventionStability
+    with stability._lock:
+        stability._initialized = False  # read the variable again (see above)
+    stability._initialize()
+
 
 _lock = threading.Lock()
 _pid: int | None = None
@@ -77,7 +105,7 @@ def build_resource(info: ServiceInfo) -> Resource:
             "service.name": info.name,
             "service.version": info.version,
             "service.instance.id": str(uuid.uuid4()),
-            "deployment.environment": info.environment,
+            "deployment.environment.name": info.environment,
         }
     )
 
@@ -95,6 +123,7 @@ def setup(info: ServiceInfo) -> trace.TracerProvider:
             return _provider or NoOpTracerProvider()
         _pid = os.getpid()
         _provider = None
+        use_stable_http_semconv()
         if sdk_disabled():
             log.info("tracing disabled (OTEL_SDK_DISABLED=true)")
             return NoOpTracerProvider()
