@@ -87,7 +87,7 @@ def test_redaction_of_secret_fields_headers_and_text() -> None:
         "response_headers": [("Set-Cookie", "session=2"), ("X-CSRFToken", "c"), ("Vary", "*")],
         "count": 3,
     }
-    out = obs_logging.redact(None, "info", event)
+    out = obs_logging.redact_secrets(None, "info", event)
     assert out["password"] == out["csrf_token"] == out["METRICS_TOKEN"] == "[REDACTED]"
     assert out["headers"] == {
         "Authorization": "[REDACTED]",

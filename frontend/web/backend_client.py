@@ -40,7 +40,6 @@ by itself as soon as the backend answers again.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -48,6 +47,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypedDict
 
 import httpx
+import structlog
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from tenacity import (
@@ -63,13 +63,13 @@ from tenacity.stop import stop_base
 
 from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
-from web.observability import metrics, tracing
+from web.observability import backend_calls, tracing
 from web.observability.backend_calls import URL_TEMPLATE, name_client_span
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
 from web.worker import request_arrived_at
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
@@ -203,9 +203,9 @@ class BackendValidationError(BackendError):
 
 
 def _circuit_changed(old: State, new: State) -> None:
-    metrics.set_circuit_state(new)
+    backend_calls.set_circuit_state(new)
     log = logger.warning if new == "open" else logger.info
-    log("backend circuit breaker %s -> %s (pid %d)", old, new, os.getpid())
+    log("circuit_breaker.changed", previous=old, state=new)
 
 
 def _add_request_id(request: httpx.Request) -> None:
@@ -266,7 +266,7 @@ class BackendClient:
             settings.BACKEND_CIRCUIT_RESET_SECONDS,
             on_change=_circuit_changed,
         )
-        metrics.set_circuit_state("closed")
+        backend_calls.set_circuit_state("closed")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -300,7 +300,7 @@ class BackendClient:
 
     def _observe(self, method: str, route: str, status: int | None, seconds: float) -> None:
         if self.telemetry:
-            metrics.observe_backend(method, route, status, seconds)
+            backend_calls.observe_backend(method, route, status, seconds)
 
     def close(self) -> None:
         """Close the pooled connections (tests, worker exit). A later call reopens lazily."""
@@ -398,7 +398,7 @@ class BackendClient:
             outcome = state.outcome
             failure = outcome.exception() if outcome is not None else None
             why = type(failure).__name__ if failure is not None else "503"
-            logger.info("backend call failed (%s); retry %d", why, state.attempt_number)
+            logger.info("backend.retry", reason=why, attempt=state.attempt_number)
 
         return Retrying(
             retry=retry_if_exception_type(RETRY_ERRORS)
