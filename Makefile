@@ -28,11 +28,12 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff lint and format check, bandit (security) over both services, mypy over both services
+lint: ## ruff lint and format check, bandit, mypy over both services, docs/observability.md generated from telemetry/registry
 	@scripts/bootstrap.sh test
 	$(RUFF) check .
 	$(RUFF) format --check .
 	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
+	.venv/bin/python scripts/telemetry_registry.py --check
 	cd backend && .venv/bin/mypy api
 	cd frontend && .venv/bin/mypy web
 

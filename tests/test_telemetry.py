@@ -23,6 +23,7 @@ import yaml
 from conftest import ROOT, Service, Stack, backend_service, copy_db, free_port, frontend_service
 from otlp_receiver import OTLPReceiver, Span
 from prometheus_client.parser import text_string_to_metric_families
+from registry_checks import log_problems, metric_problems, resource_problems, span_problems
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -201,6 +202,71 @@ def test_spans_use_the_stable_conventions_whatever_the_environment_says(
     assert "GET /api/v1/flights/{flight_id}" in {s.name for s in clients}
     for span in clients:
         assert span.name == f"GET {span.attributes['url.template']}"
+
+
+def exercise(stack: Stack) -> list[str]:
+    """Pages and API calls that produce every kind of span of both services (sampled trace
+    ids returned): a page, a search, a flight, a 404, a form, an API error."""
+    trace_ids = []
+    for path in (
+        "/",
+        "/flights?origin=JFK&carrier=UA",
+        "/flights/5",
+        "/no-such-page",
+        "/flights/new",
+        "/flights/999999999",
+    ):
+        header, trace_id, _ = traceparent(sampled=True)
+        trace_ids.append(trace_id)
+        httpx.get(stack.frontend.url + path, headers={"traceparent": header}, timeout=10)
+    return trace_ids  # fmt: skip
+
+
+def test_spans_match_the_registry(traced: Stack, receiver: OTLPReceiver) -> None:
+    """Every span of both services, attribute by attribute, against telemetry/registry."""
+    trace_ids = set(exercise(traced))
+    receiver.wait_for(lambda spans: {s.trace_id for s in spans} >= trace_ids)
+    time.sleep(1.0)  # the last batches (backend spans end before the frontend's)
+    spans = [s for s in receiver.spans if s.trace_id in trace_ids]
+    services = {s.service for s in spans}
+    assert services == {"flights-frontend", "flights-backend"}, services
+    kinds = {(s.service, s.kind) for s in spans}
+    assert ("flights-frontend", "CLIENT") in kinds and ("flights-backend", "CLIENT") in kinds
+    problems = []
+    for span in spans:
+        problems += span_problems(span.service, span.kind, span.name, span.attributes)
+        problems += resource_problems(span.service, span.resource)
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_metrics_match_the_registry(traced: Stack) -> None:
+    """A real scrape of each service: names, types, units, labels and buckets."""
+    exercise(traced)
+    problems = []
+    for service, name in (
+        (traced.frontend, "flights-frontend"),
+        (traced.backend, "flights-backend"),
+    ):
+        problems += metric_problems(name, scrape(service))
+    assert not problems, "\n".join(problems)  # fmt: skip
+
+
+def test_log_lines_match_the_registry(traced: Stack) -> None:
+    """Every line both services wrote so far: events, fields, loggers, levels."""
+    exercise(traced)
+    time.sleep(0.5)
+    problems = []
+    events = set()
+    for service, name in (
+        (traced.frontend, "flights-frontend"),
+        (traced.backend, "flights-backend"),
+    ):
+        for record in json_lines(service):
+            events.add(record.get("event"))
+            problems += log_problems(name, record)
+    assert not problems, "\n".join(problems[:40])
+    # application events of both services were among them, not only the access line
+    assert {"http.request", "database.opened", "tracing.ready"} <= events, events  # fmt: skip
 
 
 def test_parent_based_sampling(traced: Stack, receiver: OTLPReceiver) -> None:

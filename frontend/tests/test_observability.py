@@ -314,6 +314,20 @@ def test_spans_use_the_stable_http_conventions_and_client_span_names(
     assert UUID.match(str(resource["service.instance.id"]))
 
 
+def test_a_request_without_a_route_is_named_after_its_method_only(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    """Regression: the WSGI default named it `GET /<raw path>` (unbounded span names)."""
+    trace_id = "2af7651916cd43dd8448eb211c80319c"
+    response = client.get(
+        "/no/such/page/42", headers={"traceparent": traceparent(trace_id, "d7ad6b7169203331", True)}
+    )
+    assert response.status_code == 404
+    (server,) = _by_kind(spans.get_finished_spans(), trace.SpanKind.SERVER)
+    assert server.name == "GET"
+    assert "http.route" not in (server.attributes or {})
+
+
 def test_unsampled_parent_records_nothing_but_logs_correlate(
     make_app: Callable[..., Flask],
     fake_backend: FakeBackend,

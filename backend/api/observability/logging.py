@@ -227,6 +227,13 @@ def _configure_structlog(info: ServiceInfo, log_format: LogFormat) -> None:
     _access = _make_access_logger(log_format)
 
 
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn passes an ANSI-coloured copy of its message as `extra={"color_message": ...}`:
+    not a field of ours (the line's `event` is the message)."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging.Formatter:
     """The stdlib formatter that renders any `LogRecord` like a structlog event (the service
     fields of every line become `info`'s)."""
@@ -234,7 +241,11 @@ def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging
     # ExtraAdder only for stdlib records: `logger.info("x", extra={...})` fields appear too.
     # It must come before `redact`, so it goes in front of the shared chain.
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_processors(log_format)],
+        foreign_pre_chain=[
+            structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
+            *_processors(log_format),
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _renderer(log_format),
