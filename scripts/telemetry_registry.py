@@ -68,6 +68,7 @@ class Registry:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     log_fields: dict[str, str] = field(default_factory=dict)
     log_field_conditions: dict[str, str] = field(default_factory=dict)
+    log_field_notes: dict[str, str] = field(default_factory=dict)
     third_party: dict[str, Any] = field(default_factory=dict)
     resource: dict[str, str] = field(default_factory=dict)
     resource_notes: dict[str, str] = field(default_factory=dict)
@@ -128,6 +129,7 @@ def _add(registry: Registry, group: dict[str, Any], source: str) -> None:
         if group["id"] == "attributes.flights.log":
             registry.log_fields = levels
             registry.log_field_conditions = conditions
+            registry.log_field_notes = notes
     elif kind == "entity":
         registry.resource = levels
         registry.resource_notes = notes
@@ -197,7 +199,7 @@ def _fields(attributes: dict[str, str], conditions: dict[str, str] | None = None
         if level == "required":
             parts.append(f"`{name}`")
         elif level == "conditionally_required":
-            parts.append(f"`{name}` (if {(conditions or {}).get(name, 'present')})")
+            parts.append(f"`{name}` ({(conditions or {}).get(name, 'when present')})")
         else:
             parts.append(f"`{name}` ({level.replace('_', '-')})")
     return _cell(", ".join(parts)) or "—"

@@ -182,9 +182,17 @@ def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
         if log_format == "console"
         else [structlog.processors.JSONRenderer(serializer=_dumps_bytes)]
     )
+    # The shared processors minus those with nothing to do on this line (no exception, no
+    # stack, no bytes values): the same fields, fewer calls on the hot path.
+    skip = (
+        structlog.processors.StackInfoRenderer,
+        structlog.processors.ExceptionRenderer,
+        structlog.processors.UnicodeDecoder,
+    )
+    chain = [p for p in _processors(log_format) if not isinstance(p, skip)]
     logger: FilteringBoundLogger = structlog.wrap_logger(
         structlog.BytesLoggerFactory(_STDOUT)(ACCESS_LOGGER),  # type: ignore[arg-type]
-        processors=[*_processors(log_format), *final],
+        processors=[*chain, *final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
