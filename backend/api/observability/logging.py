@@ -195,7 +195,7 @@ def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
         processors=[*chain, *final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
-    )
+    ).bind()  # the bound logger itself: no lazy proxy between a request and its line
     return logger
 
 
