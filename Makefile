@@ -28,8 +28,9 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff lint and format check, bandit, mypy over both services, docs/observability.md generated from telemetry/registry
+lint: ## ruff lint and format check, bandit, mypy --strict (both services), pinned requirements in step with their locks, docs/observability.md generated from telemetry/registry
 	@scripts/bootstrap.sh test
+	@scripts/lock.sh --check
 	$(RUFF) check .
 	$(RUFF) format --check .
 	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
@@ -42,10 +43,10 @@ format: ## apply ruff fixes and formatting
 	$(RUFF) check --fix .
 	$(RUFF) format .
 
-unit-backend:
+unit-backend: ## backend unit tests only (backend/tests; needs `make install`)
 	cd backend && .venv/bin/python -m pytest -q
 
-unit-frontend:
+unit-frontend: ## frontend unit tests only (frontend/tests; needs `make install`)
 	cd frontend && .venv/bin/python -m pytest -q
 
 loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed
@@ -61,11 +62,7 @@ bench: ## benchmark telemetry on vs off, the dashboard vs the ceiling, raw DuckD
 	timeout --kill-after=30 1200 .venv/bin/python bench/run.py
 
 system-tests: ## whole-system tests: real processes, real DuckDB file, real browser
-	.venv/bin/python -m pytest -q tests
+	.venv/bin/python -m pytest -q tests --durations=15
 
-lock: install ## recompile every pinned requirements file from its source
-	cd backend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
-	cd backend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
-	cd frontend && ../$(UV) pip compile -q pyproject.toml --python-version 3.11 -o requirements.txt
-	cd frontend && ../$(UV) pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements-dev.txt
-	$(UV) pip compile -q tests/requirements.in --python-version 3.11 -o tests/requirements.txt
+lock: install ## re-lock each service (uv.lock) and re-export its pinned requirements files
+	@scripts/lock.sh

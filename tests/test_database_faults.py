@@ -311,15 +311,17 @@ def test_read_only_directory_exits_4(demo_db: Path, log_dir: Path, tmp_path: Pat
 
 
 def test_probes_answer_while_the_database_opens(demo_db: Path, log_dir: Path, tmp_path: Path):
-    """While start-up reads the database (held here for 3 s by an injected query delay, as a
-    long WAL replay would), /livez answers and /health says "starting"; the API says 503."""
+    """While start-up reads the database (held here for 6 s by an injected query delay, as a
+    long WAL replay would), /livez answers and /health says "starting"; the API says 503.
+
+    No clock is read: "starting" on the first /health after /livez answered is the proof that
+    /livez did not wait for the database (a timed limit on the process start flaked on a busy
+    machine: Python's imports alone took over 3 s there)."""
     db_path = copy_db(demo_db, tmp_path)
-    slow_open = json.dumps([{"query": "demo_loads_count", "delay_ms": 3000}])
+    slow_open = json.dumps([{"query": "demo_loads_count", "delay_ms": 6000}])
     backend = backend_service(db_path, log_dir, FAULT_INJECTION=slow_open)
-    started = time.monotonic()
     backend.start(ready_path="/livez", timeout=60)
     try:
-        assert time.monotonic() - started < 3, "/livez answered only after the database opened"
         health = httpx.get(backend.url + "/health", timeout=5)
         assert health.status_code == 200
         assert health.json()["status"] == "starting"

@@ -57,6 +57,7 @@ from nixpacks_plan import (
     fill_auto,
     host_python,
 )
+from packaging.markers import Marker
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -198,11 +199,16 @@ def _normalise(name: str) -> str:
 
 
 def pins(requirements: Path) -> dict[str, str]:
-    """`name==version` lines of a compiled requirements file, names normalised."""
+    """`name==version` lines of an exported requirements file whose environment marker holds
+    in the image (Linux, CPython 3.11, like this test process), names normalised.
+
+    The export of a universal uv.lock carries markers (`; sys_platform == 'win32'`): pip
+    skips the lines whose marker does not hold.
+    """
     found = {}
     for line in requirements.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==(\S+)", line)
-        if match:
+        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;\\]+)\s*(?:;([^\\]*))?", line)
+        if match and (match.group(3) is None or Marker(match.group(3).strip()).evaluate()):
             found[_normalise(match.group(1))] = match.group(2)
     return found
 

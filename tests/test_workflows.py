@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
@@ -75,3 +76,22 @@ def test_linters_do_catch_a_bad_workflow(tmp_path: Path) -> None:
     audit = run([tool("zizmor"), "--offline", "--color", "never", str(bad)])
     assert audit.returncode != 0, audit.stdout + audit.stderr
     assert "template-injection" in audit.stdout and "unpinned-uses" in audit.stdout
+
+
+def test_dependabot_updates_each_services_uv_lock() -> None:
+    """Every uv.lock in the repository is under Dependabot's uv updater, with the exports
+    hidden from it (scripts/lock.sh regenerates them; edited alone they would fail `make lint`);
+    the tooling's compiled requirements file is under the pip updater."""
+    config = yaml.safe_load((GITHUB / "dependabot.yml").read_text())
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    locks = {
+        f"/{p.parent.relative_to(ROOT).as_posix()}"
+        for p in ROOT.glob("*/uv.lock")
+        if ".venv" not in p.parts
+    }
+    assert locks == {"/backend", "/frontend"}
+    uv = updates["uv"]
+    assert set(uv["directories"]) == locks
+    assert {"**/requirements.txt", "**/requirements-dev.txt"} <= set(uv["exclude-paths"])
+    assert updates["pip"]["directory"] == "/tests"
+    assert all(u["cooldown"]["default-days"] >= 7 for u in config["updates"])

@@ -12,11 +12,12 @@ from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
 from api.db.database import Database, DatabaseNotReadyError
 from api.db.ids import IdBlocks
+from api.db.lifecycle import lifecycle_of
 
 
 def get_database(request: Request) -> Database:
     """The app's open `Database`; raises `DatabaseNotReadyError` (503) before start-up ends."""
-    database: Database | None = getattr(request.app.state, "database", None)
+    database = lifecycle_of(request.app.state).database
     if database is None:
         raise DatabaseNotReadyError("database is not open")
     return database

@@ -30,9 +30,8 @@ from api import __version__, exits, faults
 from api.auth import ApiKeyMiddleware, bearer_scheme
 from api.db.batch import GroupCommit
 from api.db.cache import ResultCache
-from api.db.checks import DataCheck, Heartbeat
+from api.db.checks import Heartbeat
 from api.db.database import (
-    WAITING_FOR_LOCK,
     Database,
     DatabaseLockedError,
     DatabaseOpenError,
@@ -41,6 +40,7 @@ from api.db.database import (
 )
 from api.db.demo_data import load_demo_data
 from api.db.ids import IdBlocks
+from api.db.lifecycle import DatabaseLifecycle, Phase, Step, lifecycle_of
 from api.db.migrate import apply_migrations
 from api.http_semantics import MAX_BODY_BYTES, BodySizeLimit, HeadAsGet
 from api.idempotency import InFlight, purge_expired
@@ -59,31 +59,32 @@ from api.settings import Settings, get_settings
 logger = structlog.get_logger(__name__)
 
 
-# Start-up states shown by the probes while the database is not open yet.
-OPENING = "opening the database file"
-MIGRATING = "applying migrations"
-LOADING_DEMO_DATA = "loading the demo data"
-CHECKING_DATA = "reading every table once (data check)"
-
-
 def open_database(
     settings: Settings,
     lock_timeout_seconds: float | None = None,
     cancel: threading.Event | None = None,
-    on_status: Callable[[str], None] | None = None,
+    on_status: Callable[[Step], None] | None = None,
 ) -> Database:
     """Open the database, apply migrations and (if enabled and empty) load the demo data.
 
     Blocking: while the file is locked by another process, up to `lock_timeout_seconds`
     (default DB_LOCK_TIMEOUT_SECONDS) or until `cancel` is set; while DuckDB replays a WAL;
-    a few seconds for the demo data. `on_status` is told each step (the probes show it).
+    a few seconds for the demo data. `on_status` is told each step (api/db/lifecycle.py;
+    the probes show it).
     Raises `DatabaseLockedError` or `DatabaseOpenError` (the file cannot be opened, or its
     schema cannot be read); the file is closed on error.
     """
-    status = on_status or (lambda _: None)
+    report = on_status or (lambda _: None)
+
+    def status(phase: Phase, detail: str | None = None) -> None:
+        report(Step(phase, detail))
+
     wal = wal_path(settings.database_path)
     wal_bytes = wal.stat().st_size if wal.is_file() else 0
-    status(f"replaying the write-ahead log ({wal_bytes} bytes)" if wal_bytes else OPENING)
+    if wal_bytes:
+        status(Phase.REPLAYING_WAL, f"{wal_bytes} bytes")
+    else:
+        status(Phase.OPENING)
     database = Database.open(
         settings.database_path,
         memory_limit=settings.duckdb_memory_limit,
@@ -94,16 +95,16 @@ def open_database(
             else lock_timeout_seconds
         ),
         cancel=cancel,
-        on_lock_wait=lambda: status(WAITING_FOR_LOCK),
+        on_lock_wait=lambda: status(Phase.WAITING_FOR_LOCK),
     )
     try:
         with database.session() as cursor:
-            status(MIGRATING)
+            status(Phase.MIGRATING)
             apply_migrations(cursor)
             # Once per database: a later empty flights table is the operator's doing.
             never_loaded = run_query(cursor, "demo_loads_count").scalar() == 0
             if settings.load_demo_data and never_loaded:
-                status(LOADING_DEMO_DATA)
+                status(Phase.LOADING_DEMO_DATA)
                 load_demo_data(cursor, force=False)
             purge_expired(cursor)  # idempotency keys past their 24 h
     except duckdb.Error as exc:
@@ -135,15 +136,17 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
 
     `/livez` answers and `/health` says "starting" meanwhile (opening, replaying a WAL,
     waiting for another process's lock during a rolling deploy, migrating, the first full
-    read); the API answers 503. Sets `app.state.database` once everything passed. Returns
+    read); the API answers 503. Moves `app.state.lifecycle` to READY once everything passed
+    (api/db/lifecycle.py). Returns
     quietly when `cancel` is set (shutdown). When the database cannot be used, logs ONE line
     (the reason, the file) and ends the process with a distinct exit code (api/exits.py), so
     the platform restarts it or fails the deploy instead of keeping a backend that can never
     serve: 1 when the lock was never released, 4 when the file cannot be opened.
     """
+    lifecycle = lifecycle_of(app.state)
 
-    def status(text: str) -> None:
-        app.state.database_status = text
+    def status(step: Step) -> None:
+        lifecycle.step = step
 
     try:
         database = open_database(settings, cancel=cancel, on_status=status)
@@ -158,11 +161,9 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
     if cancel.is_set():
         database.close()
         return
-    status(CHECKING_DATA)
-    app.state.data_check.run(database)  # a corrupt data block shows in /readyz from now on
-    app.state.heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
-    app.state.database = database
-    status("ok")
+    lifecycle.enter(Phase.CHECKING_DATA)
+    lifecycle.data_check.run(database)  # a corrupt data block shows in /readyz from now on
+    lifecycle.ready(database, Heartbeat(database, settings.readiness_timeout_seconds).start())
     logger.info("database.ready", path=str(settings.database_path))
 
 
@@ -236,10 +237,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             cancel.set()
             await to_thread.run_sync(opener.join)
-            database, app.state.database = app.state.database, None
-            app.state.database_status = "shutting down"
-            if app.state.heartbeat is not None:
-                await to_thread.run_sync(app.state.heartbeat.stop)
+            lifecycle = lifecycle_of(app.state)
+            database = lifecycle.shut_down()
+            if lifecycle.heartbeat is not None:
+                await to_thread.run_sync(lifecycle.heartbeat.stop)
             await to_thread.run_sync(app.state.group_writes.stop)
             if database is not None:
                 await to_thread.run_sync(database.close)
@@ -272,12 +273,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    app.state.database = None
-    app.state.database_status = OPENING
+    # Opening, open, shutting down; with the readiness checks (api/db/lifecycle.py).
+    app.state.lifecycle = DatabaseLifecycle()
     app.state.draining = False  # set on SIGTERM (api/__main__.py): the probes answer 503
-    # The full read of every table (the `data` readiness check, api/db/checks.py).
-    app.state.data_check = DataCheck()
-    app.state.heartbeat = None  # the live readiness read, started once the database is open
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
     app.state.results = ResultCache()
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).

@@ -93,6 +93,11 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def field_errors(errors: Any) -> list[FieldError]:
+    """pydantic's (or FastAPI's) error list as our `[{field, message}]`."""
+    return [{"field": _field_name(err.get("loc", ())), "message": _message(err)} for err in errors]
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # registered for this type only
         raise TypeError(exc)
@@ -112,10 +117,7 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # registered for this type only
         raise TypeError(exc)
-    errors: list[FieldError] = [
-        {"field": _field_name(err.get("loc", ())), "message": _message(err)} for err in exc.errors()
-    ]
-    return validation_response(request, errors)
+    return validation_response(request, field_errors(exc.errors()))
 
 
 async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:

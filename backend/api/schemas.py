@@ -104,7 +104,27 @@ CLOCK_TIME_SCHEMA: dict[str, Any] = {
     "description": "clock time HHMM (local): 0..2359 with minutes (the last two digits) "
     "below 60; 0 is midnight",
 }
-Year = Annotated[int, Field(ge=2000, le=2100)]
+# The data's year (nycflights13: the flights of 2013). A flight of another year is refused
+# with a field error (docs/api.md says why); a template user with other data changes these.
+FIRST_YEAR = LAST_YEAR = 2013
+
+
+def _data_year(value: int) -> int:
+    if not FIRST_YEAR <= value <= LAST_YEAR:
+        years = str(FIRST_YEAR) if FIRST_YEAR == LAST_YEAR else f"{FIRST_YEAR} to {LAST_YEAR}"
+        raise ValueError(
+            f"{quote(value)} is outside the data's range: this explorer holds the flights of "
+            f"{years} only"
+        )
+    return value
+
+
+# The range check is ours (a clear message); the schema states it as minimum/maximum.
+Year = Annotated[
+    int,
+    AfterValidator(_data_year),
+    Field(json_schema_extra={"minimum": FIRST_YEAR, "maximum": LAST_YEAR}),
+]
 Month = Annotated[int, Field(ge=1, le=12)]
 Day = Annotated[int, Field(ge=1, le=31, description="with year and month, a real date")]
 ClockTime = Annotated[int, AfterValidator(_clock_time), Field(json_schema_extra=CLOCK_TIME_SCHEMA)]
@@ -136,28 +156,6 @@ TailNumber = Annotated[
 AirTimeMinutes = Annotated[int, Field(ge=1, le=1440)]
 DistanceMiles = Annotated[int, Field(ge=1, le=20000)]
 
-# Fields a client may send; hour, minute and time_hour are derived by the server.
-REQUIRED_FIELDS = (
-    "year",
-    "month",
-    "day",
-    "sched_dep_time",
-    "sched_arr_time",
-    "carrier",
-    "flight",
-    "origin",
-    "dest",
-)
-OPTIONAL_FIELDS = (
-    "dep_time",
-    "dep_delay",
-    "arr_time",
-    "arr_delay",
-    "tailnum",
-    "air_time",
-    "distance",
-)
-
 
 class FlightCreate(BaseModel):
     """POST /api/v1/flights body. Times HHMM local, delays/air_time in minutes, miles."""
@@ -180,6 +178,16 @@ class FlightCreate(BaseModel):
     dest: AirportCode
     air_time: AirTimeMinutes | None = None
     distance: DistanceMiles | None = None
+
+
+# Fields a client may send (FlightCreate's, in its order): the required ones and the optional
+# ones. hour, minute and time_hour are derived by the server.
+REQUIRED_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in FlightCreate.model_fields.items() if info.is_required()
+)
+OPTIONAL_FIELDS: tuple[str, ...] = tuple(
+    name for name, info in FlightCreate.model_fields.items() if not info.is_required()
+)
 
 
 class FlightPatch(BaseModel):
@@ -230,11 +238,40 @@ class Flight(BaseModel):
     time_hour: str = Field(description="RFC 3339 UTC timestamp of the scheduled hour")
 
 
+class AirportRef(BaseModel):
+    """An airport's name and IANA time zone (airports table)."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(BaseModel):
+    """An aircraft (planes table, by tail number): year of manufacture, number of seats."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """GET /api/v1/flights/{id}: a flight with its reference data; each part is null when the
+    reference tables do not know it (several real destinations are absent from airports,
+    many tail numbers from planes)."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(BaseModel):
-    """One page of flights; `next_cursor` is null on the last page."""
+    """One page of a search: `total` flights match the filters (all pages); `next_cursor` is
+    null on the last page and `prev_cursor` on the first."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStats(BaseModel):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from api.db.lifecycle import lifecycle_of
 from api.main import create_app, open_database
 from api.settings import Settings
 
@@ -54,11 +55,11 @@ class ReadyTestClient(TestClient):
 
     def __enter__(self) -> ReadyTestClient:
         super().__enter__()
-        state = self.app.state  # type: ignore[attr-defined]
+        lifecycle = lifecycle_of(self.app.state)  # type: ignore[attr-defined]
         deadline = time.monotonic() + 60
-        while state.database is None and time.monotonic() < deadline:
+        while lifecycle.database is None and time.monotonic() < deadline:
             opener = next((t for t in threading.enumerate() if t.name == "database-opener"), None)
-            if opener is None and state.database is None:
+            if opener is None and lifecycle.database is None:
                 break  # the opener ended without a database (e.g. locked): the test decides
             time.sleep(0.01)
         return self

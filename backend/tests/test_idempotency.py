@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.db.database import run_query
+from api.db.lifecycle import lifecycle_of
 from api.idempotency import KEY_TTL_SECONDS, parse_key, purge_expired
 from tests.conftest import PROBLEM, new_flight
 
@@ -23,7 +24,7 @@ def key() -> dict[str, str]:
 
 
 def count(client: TestClient, flight: int) -> int:
-    with client.app.state.database.session() as cursor:  # type: ignore[attr-defined]
+    with lifecycle_of(client.app.state).database.session() as cursor:  # type: ignore[attr-defined]
         return int(
             cursor.execute("SELECT count(*) FROM flights WHERE flight = ?", [flight]).fetchone()[0]
         )
@@ -128,7 +129,7 @@ def test_a_repeat_while_the_first_is_in_flight_is_409(writable_client: TestClien
 def test_an_expired_key_is_a_new_request(writable_client: TestClient) -> None:
     headers = key()
     first = writable_client.post("/api/v1/flights", json=NEW_FLIGHT, headers=headers)
-    database = writable_client.app.state.database  # type: ignore[attr-defined]
+    database = lifecycle_of(writable_client.app.state).database  # type: ignore[attr-defined]
     with database.session() as cursor:
         cursor.execute(
             "UPDATE idempotency_keys SET created_at = created_at - ?", [KEY_TTL_SECONDS + 1]

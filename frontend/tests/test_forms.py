@@ -6,6 +6,7 @@ import pytest
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
+from web.backend_client import FieldProblem
 from web.forms import FlightForm, SearchForm, apply_backend_errors, is_clock_time, options
 
 VALID = {
@@ -74,11 +75,11 @@ def test_backend_422_errors_land_on_fields(form_app: Flask) -> None:
     unmatched = apply_backend_errors(
         form,
         [
-            {"field": "carrier", "message": "unknown carrier 'ZZ'"},
-            {"field": "day", "message": "not a real date"},
-            {"field": "body.dest", "message": "unknown destination"},
-            {"field": "hour", "message": "derived field"},
-            {"field": "", "message": "general problem"},
+            FieldProblem(field="carrier", message="unknown carrier 'ZZ'"),
+            FieldProblem(field="day", message="not a real date"),
+            FieldProblem(field="body.dest", message="unknown destination"),
+            FieldProblem(field="hour", message="derived field"),
+            FieldProblem(field="", message="general problem"),
         ],
     )
     assert form.carrier.errors == ["unknown carrier 'ZZ'"]

@@ -175,15 +175,16 @@ def test_security_headers(client: Any) -> None:
 
 
 def test_headline_weights_carrier_figures_by_arrived_flights() -> None:
+    from web.backend_client import CarrierStats
     from web.views.dashboard import headline
 
-    stats = [
+    rows = [
         {"carrier": "AA", "name": "A", "flights": 10, "cancelled": 2, "arrived": 6,
          "mean_arr_delay": 10.0, "p95_arr_delay": 50.0, "on_time_share": 0.5},
         {"carrier": "UA", "name": "U", "flights": 20, "cancelled": 0, "arrived": 2,
          "mean_arr_delay": 2.0, "p95_arr_delay": 9.0, "on_time_share": 1.0},
     ]  # fmt: skip
-    figures = headline(stats)  # type: ignore[arg-type]
+    figures = headline([CarrierStats(**row) for row in rows])
     assert figures["flights"] == 30
     assert figures["cancelled"] == 2
     # (10*6 + 2*2) / 8: the base is flights with a known arrival delay, not departed flights
@@ -233,3 +234,23 @@ def test_a_form_carries_one_idempotency_key_for_its_writes(
     assert other is not None and other[1] != key[1]
     # a form without the field (or a tampered value) still writes, with a fresh key
     assert client.post("/flights/new", data={**FORM, "idempotency_key": "x"}).status_code == 303
+
+
+def test_a_malformed_backend_answer_is_the_503_page_not_a_500(
+    client: Any, fake_backend: FakeBackend
+) -> None:
+    fake_backend.answer_override["/api/v1/flights/1"] = {"id": 1, "carrier": 7}
+    response = client.get("/flights/1")
+    assert response.status_code == 503
+    assert "Temporarily unavailable" in response.get_data(as_text=True)
+
+
+def test_a_carrier_without_a_name_is_shown_by_its_code(
+    client: Any, fake_backend: FakeBackend
+) -> None:
+    fake_backend.answer_override["/api/v1/stats/carriers"] = {
+        "items": [{"carrier": "ZZ", "name": None, "flights": 5, "cancelled": 0, "arrived": 5,
+                   "mean_arr_delay": 1.0, "p95_arr_delay": 2.0, "on_time_share": 1.0}]
+    }  # fmt: skip
+    page = client.get("/").get_data(as_text=True)
+    assert "ZZ" in page and "None" not in page

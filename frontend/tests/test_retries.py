@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from tests.fake_backend import make_flight
 from web.backend_client import (
     RETRY_ATTEMPTS,
     BackendClient,
@@ -21,7 +22,7 @@ from web.backend_client import (
 from web.settings import Settings
 
 AIRLINES = {"items": [{"carrier": "AA", "name": "American Airlines Inc."}]}
-FLIGHT = {"id": 7, "carrier": "AA", "flight": 1}
+FLIGHT = make_flight(7, carrier="AA", flight=1)
 
 Answer = Callable[[httpx.Request], httpx.Response]
 
@@ -68,7 +69,7 @@ def client(
 def test_a_read_is_retried_after_503_or_a_broken_connection(failure: Answer) -> None:
     transport, seen = scripted(failure, failure, ok(AIRLINES))
     backend = client(transport)
-    assert backend.airlines()[0]["carrier"] == "AA"
+    assert backend.airlines()[0].carrier == "AA"
     assert len(seen) == 3
     # counted once, by its outcome: two failed attempts in a row did not open the circuit
     assert backend.breaker.state == "closed" and backend.breaker._failures == 0
@@ -91,7 +92,7 @@ def test_a_write_without_a_key_is_not_retried() -> None:
 def test_a_write_with_a_key_is_retried_with_the_same_key() -> None:
     transport, seen = scripted(httpx.ReadError, unavailable, ok(FLIGHT, 201))
     created = client(transport).create_flight({"carrier": "AA"}, idempotency_key="k-1")
-    assert created["id"] == 7
+    assert created.id == 7
     assert [r.headers["Idempotency-Key"] for r in seen] == ['"k-1"'] * 3
     transport, seen = scripted(unavailable, ok(FLIGHT))
     client(transport).update_flight(7, {"flight": 2}, idempotency_key="k-2")
@@ -131,7 +132,7 @@ def test_a_hand_over_longer_than_the_budget_is_bridged_by_the_retry_window() -> 
 
     backend = client(httpx.MockTransport(handing_over), read_timeout=0.8, retry_window=3.0)
     backend.budget.succeeded(0.01)
-    assert backend.airlines()[0]["carrier"] == "AA"
+    assert backend.airlines()[0].carrier == "AA"
 
 
 def test_no_retry_while_the_circuit_is_open() -> None:

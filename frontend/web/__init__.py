@@ -5,7 +5,7 @@ Start with ``gunicorn -c gunicorn.conf.py "web:create_app()"`` from the ``fronte
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, send_from_directory
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFProtect
 
@@ -111,6 +111,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(flights.bp)
     errors.register(app)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for /favicon.ico whatever a page links: the SVG icon (base.html links
+        it too), cached for a day, instead of a 404 on every first visit."""
+        return send_from_directory(
+            app.static_folder or "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
+        )
 
     production = settings.APP_ENV == "production"
     # Flask-WTF keeps the token of this request in g under the field name once generated.

@@ -40,16 +40,18 @@ by itself as soon as the backend answers again.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -97,8 +99,19 @@ RETRY_ERRORS = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, 
 RETRY_STATUSES = frozenset({503})
 
 
-class Flight(TypedDict, total=False):
-    """A flight as returned by the backend (nycflights13 column names plus ``id``)."""
+class ApiModel(BaseModel):
+    """A backend answer (the backend's own schema of the same name, api/schemas.py; the
+    whole-system test tests/test_api_models.py holds the two to each other). Validated from
+    the response body by :func:`_parse`; a body that does not fit is a bad answer
+    (:class:`BackendUnavailable`). Frozen: cached answers are shared across threads. Unknown
+    fields are ignored, so a backend that adds one does not break a frontend that is older."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Flight(ApiModel):
+    """A flight as returned by the backend (nycflights13 column names plus ``id``); times
+    HHMM local, delays and ``air_time`` in minutes, ``distance`` in miles."""
 
     id: int
     year: int
@@ -119,21 +132,51 @@ class Flight(TypedDict, total=False):
     distance: int | None
     hour: int
     minute: int
-    time_hour: str
+    time_hour: str  # RFC 3339 UTC timestamp of the scheduled hour
 
 
-class FlightPage(TypedDict):
-    """One page of ``GET /flights``: ``items`` and the opaque ``next_cursor`` (None at the end)."""
+class AirportRef(ApiModel):
+    """An airport's ``name`` and IANA ``tzone`` (None when unknown) inside a flight's detail."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(ApiModel):
+    """An aircraft inside a flight's detail (planes table, by tail number): ``year`` of
+    manufacture, number of ``seats``; any field may be None."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """``GET /flights/{id}``: a flight plus its reference data, each None when the
+    reference tables do not know it."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
+class FlightPage(ApiModel):
+    """One page of ``GET /flights``: ``items``, ``total`` (matches over all pages) and the
+    opaque ``next_cursor`` / ``prev_cursor`` (None on the last / first page)."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
-class CarrierStat(TypedDict):
-    """One row of ``GET /stats/carriers``; delays in minutes, ``on_time_share`` in 0..1."""
+class CarrierStats(ApiModel):
+    """One row of ``GET /stats/carriers``; delays in minutes, ``on_time_share`` in 0..1.
+    ``name`` is None for a carrier missing from the airlines table."""
 
     carrier: str
-    name: str
+    name: str | None
     flights: int
     cancelled: int
     arrived: int
@@ -142,39 +185,76 @@ class CarrierStat(TypedDict):
     on_time_share: float | None
 
 
-class DailyStat(TypedDict):
-    """One row of ``GET /stats/daily``: ISO ``date``, flight count, mean departure delay (min)."""
+class CarrierStatsList(ApiModel):
+    items: list[CarrierStats]
 
-    date: str
+
+class DailyStats(ApiModel):
+    """One row of ``GET /stats/daily``: the date, flight count, mean departure delay (min)."""
+
+    date: dt.date
     flights: int
     mean_dep_delay: float | None
 
 
-class Airline(TypedDict):
+class DailyStatsList(ApiModel):
+    items: list[DailyStats]
+
+
+class Airline(ApiModel):
     """One row of ``GET /airlines``."""
 
     carrier: str
     name: str
 
 
-class Airport(TypedDict, total=False):
-    """One row of ``GET /airports``."""
+class AirlineList(ApiModel):
+    items: list[Airline]
+
+
+class Airport(ApiModel):
+    """One row of ``GET /airports``: coordinates in degrees, ``alt`` in feet, ``tz`` hours
+    from UTC; all but ``faa`` and ``name`` may be unknown (None)."""
 
     faa: str
     name: str
-    lat: float
-    lon: float
-    alt: int
-    tz: int
-    dst: str
-    tzone: str
+    lat: float | None
+    lon: float | None
+    alt: int | None
+    tz: int | None
+    dst: str | None
+    tzone: str | None
 
 
-class FieldError(TypedDict):
-    """One entry of a 422 problem body's ``errors`` list."""
+class AirportList(ApiModel):
+    items: list[Airport]
+
+
+class FieldProblem(ApiModel):
+    """One entry of a 422 problem body's ``errors`` list: the request field and why."""
 
     field: str
     message: str
+
+
+# Every answer model, by the name of the backend's schema it mirrors (tests/test_api_models.py).
+API_MODELS: tuple[type[ApiModel], ...] = (
+    Flight,
+    AirportRef,
+    Plane,
+    FlightDetail,
+    FlightPage,
+    CarrierStats,
+    CarrierStatsList,
+    DailyStats,
+    DailyStatsList,
+    Airline,
+    AirlineList,
+    Airport,
+    AirportList,
+    FieldProblem,
+)
+Answer = TypeVar("Answer", bound=ApiModel)
 
 
 class BackendError(Exception):
@@ -197,7 +277,7 @@ class BackendNotFound(BackendError):
 class BackendValidationError(BackendError):
     """The backend answered 422. ``errors`` is the problem body's ``[{field, message}]`` list."""
 
-    def __init__(self, message: str, errors: list[FieldError]) -> None:
+    def __init__(self, message: str, errors: list[FieldProblem]) -> None:
         super().__init__(message, status_code=422)
         self.errors = errors
 
@@ -220,11 +300,17 @@ def _clean_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None and v != ""}
 
 
-def _items(body: Any, what: str) -> list[Any]:
-    """Return ``body["items"]`` or raise BackendUnavailable if the body has the wrong shape."""
-    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise BackendUnavailable(f"malformed response from backend for {what}")
-    return body["items"]
+def _parse(model: type[Answer], response: httpx.Response) -> Answer:
+    """The response body validated as `model` (pydantic, from the JSON bytes); a body that is
+    not JSON or does not fit the model raises BackendUnavailable (a bad answer: 503 page)."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
+            for error in exc.errors(include_input=False)[:3]
+        )
+        raise BackendUnavailable(f"malformed {model.__name__} from backend ({problems})") from exc
 
 
 class BackendClient:
@@ -259,7 +345,7 @@ class BackendClient:
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._client_pid: int | None = None
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: dict[str, tuple[float, ApiModel]] = {}
         # Per process (each gunicorn worker builds its own app): web/circuit_breaker.py.
         self.breaker = CircuitBreaker(
             settings.BACKEND_CIRCUIT_FAILURES,
@@ -461,18 +547,13 @@ class BackendClient:
         finally:
             self.breaker.record(success, trial, started)
 
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise BackendUnavailable("malformed JSON from backend") from exc
-
-    def _cached(self, key: str, load: Any) -> Any:
+    def _cached(self, key: str, model: type[Answer], load: Callable[[], httpx.Response]) -> Answer:
+        """The answer of `load()` as `model`, reused for REFERENCE_CACHE_SECONDS."""
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and isinstance(hit[1], model):
             return hit[1]
-        value = load()  # raises on failure, so failures are never cached
+        value = _parse(model, load())  # raises on failure, so failures are never cached
         self._cache[key] = (now + REFERENCE_CACHE_SECONDS, value)
         return value
 
@@ -481,27 +562,21 @@ class BackendClient:
     def list_flights(
         self, filters: Mapping[str, Any], cursor: str | None = None, limit: int = 50
     ) -> FlightPage:
-        """``GET /flights``: one page ordered by scheduled departure.
+        """``GET /flights``: one page of a search.
 
-        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``) and
-        min_dep_delay (minutes); empty values are dropped. Raises BackendValidationError for
-        bad filter values or a stale cursor.
+        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``),
+        min_dep_delay and min_arr_delay (minutes), cancelled (``"true"``/``"false"``), hour
+        (0-23), sort and order (``asc``/``desc``); empty values are dropped. Raises
+        BackendValidationError for bad filter values or a stale cursor (or one of another sort).
         """
         params = {**filters, "cursor": cursor, "limit": limit}
-        body = self._json(self._request("GET", f"{API_PREFIX}/flights", params=params))
-        items = _items(body, "flights")
-        next_cursor = body.get("next_cursor")
-        if next_cursor is not None and not isinstance(next_cursor, str):
-            raise BackendUnavailable("malformed next_cursor from backend")
-        return {"items": items, "next_cursor": next_cursor}
+        return _parse(FlightPage, self._request("GET", f"{API_PREFIX}/flights", params=params))
 
-    def get_flight(self, flight_id: int) -> Flight:
-        """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
+    def get_flight(self, flight_id: int) -> FlightDetail:
+        """``GET /flights/{id}``: the flight with its airports' names and time zones and its
+        aircraft (each None when unknown). Raises BackendNotFound for an unknown id."""
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
-        body = self._json(self._request("GET", FLIGHT_ROUTE, path))
-        if not isinstance(body, dict) or "id" not in body:
-            raise BackendUnavailable("malformed flight from backend")
-        return body  # type: ignore[return-value]
+        return _parse(FlightDetail, self._request("GET", FLIGHT_ROUTE, path))
 
     def create_flight(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> Flight:
         """``POST /flights`` with a FlightCreate body. Returns the new flight (with its id).
@@ -513,10 +588,7 @@ class BackendClient:
         response = self._request(
             "POST", f"{API_PREFIX}/flights", json=dict(data), idempotency_key=idempotency_key
         )
-        body = self._json(response)
-        if not isinstance(body, dict) or "id" not in body:
-            raise BackendUnavailable("malformed flight from backend")
-        return body  # type: ignore[return-value]
+        return _parse(Flight, response)
 
     def update_flight(
         self, flight_id: int, data: Mapping[str, Any], idempotency_key: str | None = None
@@ -530,10 +602,7 @@ class BackendClient:
         response = self._request(
             "PATCH", FLIGHT_ROUTE, path, json=dict(data), idempotency_key=idempotency_key
         )
-        body = self._json(response)
-        if not isinstance(body, dict) or "id" not in body:
-            raise BackendUnavailable("malformed flight from backend")
-        return body  # type: ignore[return-value]
+        return _parse(Flight, response)
 
     def delete_flight(self, flight_id: int) -> None:
         """``DELETE /flights/{id}`` (204). Raises BackendNotFound for an unknown id."""
@@ -543,34 +612,35 @@ class BackendClient:
 
     def carrier_stats(
         self, origin: str | None = None, month: int | None = None
-    ) -> list[CarrierStat]:
+    ) -> list[CarrierStats]:
         """``GET /stats/carriers``: per-carrier counts and arrival-delay figures, by carrier."""
         params = {"origin": origin, "month": month}
-        body = self._json(self._request("GET", f"{API_PREFIX}/stats/carriers", params=params))
-        return _items(body, "carrier stats")
+        response = self._request("GET", f"{API_PREFIX}/stats/carriers", params=params)
+        return _parse(CarrierStatsList, response).items
 
-    def daily_stats(self, origin: str | None = None, carrier: str | None = None) -> list[DailyStat]:
+    def daily_stats(
+        self, origin: str | None = None, carrier: str | None = None
+    ) -> list[DailyStats]:
         """``GET /stats/daily``: flights and mean departure delay per day, ordered by date."""
         params = {"origin": origin, "carrier": carrier}
-        body = self._json(self._request("GET", f"{API_PREFIX}/stats/daily", params=params))
-        return _items(body, "daily stats")
+        response = self._request("GET", f"{API_PREFIX}/stats/daily", params=params)
+        return _parse(DailyStatsList, response).items
 
     def airlines(self) -> list[Airline]:
         """``GET /airlines`` ordered by carrier code (cached for a few minutes)."""
 
-        def load() -> list[Airline]:
-            return _items(self._json(self._request("GET", f"{API_PREFIX}/airlines")), "airlines")
+        def load() -> httpx.Response:
+            return self._request("GET", f"{API_PREFIX}/airlines")
 
-        return self._cached("airlines", load)  # type: ignore[no-any-return]
+        return self._cached("airlines", AirlineList, load).items
 
     def airports(self, kind: Literal["all", "origin"] = "all") -> list[Airport]:
         """``GET /airports?kind=`` ordered by FAA code (cached for a few minutes)."""
 
-        def load() -> list[Airport]:
-            response = self._request("GET", f"{API_PREFIX}/airports", params={"kind": kind})
-            return _items(self._json(response), "airports")
+        def load() -> httpx.Response:
+            return self._request("GET", f"{API_PREFIX}/airports", params={"kind": kind})
 
-        return self._cached(f"airports:{kind}", load)  # type: ignore[no-any-return]
+        return self._cached(f"airports:{kind}", AirportList, load).items
 
     def ready(self) -> dict[str, Any]:
         """``GET /readyz`` with the short readiness timeout (seconds).
@@ -628,14 +698,15 @@ def _problem_detail(response: httpx.Response) -> str:
     return str(detail)
 
 
-def _problem_errors(response: httpx.Response) -> list[FieldError]:
-    """The ``errors`` list of a 422 problem body, keeping only well-formed entries."""
+def _problem_errors(response: httpx.Response) -> list[FieldProblem]:
+    """The ``errors`` list of a 422 problem body, keeping only well-formed entries (the 422
+    is the answer; a malformed entry in it loses only itself)."""
     raw = _problem_body(response).get("errors")
-    errors: list[FieldError] = []
+    errors: list[FieldProblem] = []
     if isinstance(raw, list):
         for entry in raw:
             if isinstance(entry, dict) and "message" in entry:
                 errors.append(
-                    {"field": str(entry.get("field", "")), "message": str(entry["message"])}
+                    FieldProblem(field=str(entry.get("field", "")), message=str(entry["message"]))
                 )
     return errors

@@ -28,6 +28,7 @@ Per worker process, thread-safe.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +55,7 @@ class Budget:
         self._answered = False  # no answer yet: the budget is the cap
 
     def _decayed(self, now: float) -> float:
-        return self._slowest * 0.5 ** ((now - self._at) / self.half_life)
+        return self._slowest * math.pow(0.5, (now - self._at) / self.half_life)
 
     def seconds(self) -> float:
         """The budget for a page starting now."""

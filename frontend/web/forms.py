@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from flask_wtf import FlaskForm
 from wtforms import DateField, Form, HiddenField, IntegerField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # 3.3, not in stubs
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -26,6 +26,8 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+
+from web.backend_client import FieldProblem
 
 MONTHS = [
     "January", "February", "March", "April", "May", "June",
@@ -126,7 +128,9 @@ class FlightForm(FlaskForm):
 
     def to_api(self) -> dict[str, Any]:
         """The validated data as a FlightCreate body (``year``/``month``/``day`` from ``date``)."""
-        d: date = self.date.data
+        d = self.date.data
+        if d is None:  # InputRequired: a validated form has a date
+            raise ValueError("to_api() of a form that did not validate")
         body: dict[str, Any] = {"year": d.year, "month": d.month, "day": d.day}
         for name in self.API_FIELDS[3:]:
             body[name] = getattr(self, name).data
@@ -168,7 +172,7 @@ class FlightForm(FlaskForm):
 API_FIELD_TO_FORM_FIELD = {"year": "date", "month": "date", "day": "date"}
 
 
-def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list[str]:
+def apply_backend_errors(form: Any, errors: Iterable[FieldProblem]) -> list[str]:
     """Attach a 422 problem's ``[{field, message}]`` to the matching form fields.
 
     Returns the messages that match no field (shown above the form). Field names are the API's
@@ -177,8 +181,8 @@ def apply_backend_errors(form: Any, errors: Iterable[Mapping[str, Any]]) -> list
     """
     unmatched: list[str] = []
     for error in errors:
-        raw = str(error.get("field") or "")
-        message = str(error.get("message") or "invalid value")
+        raw = error.field
+        message = error.message or "invalid value"
         name = re.split(r"[.\[\]]+", raw.strip(".[]"))[-1] if raw else ""
         name = API_FIELD_TO_FORM_FIELD.get(name, name)
         field = form._fields.get(name) if name else None
@@ -194,8 +198,29 @@ class DeleteForm(FlaskForm):
     """Empty form: carries only the CSRF token for the delete confirmation."""
 
 
+# The search's sort columns (the API's `sort` values) with their labels, and the order each
+# starts with when chosen from a column header (the largest delays and distances first).
+SORTS = {
+    "date": ("Date", "asc"),
+    "carrier": ("Carrier", "asc"),
+    "flight": ("Flight number", "asc"),
+    "origin": ("Origin", "asc"),
+    "dest": ("Destination", "asc"),
+    "dep_delay": ("Departure delay", "desc"),
+    "arr_delay": ("Arrival delay", "desc"),
+    "air_time": ("Air time", "desc"),
+    "distance": ("Distance", "desc"),
+}
+ORDERS = {"asc": "Ascending", "desc": "Descending"}
+
+
 class SearchForm(Form):
-    """Flight search filters, read from the query string (GET, so no CSRF)."""
+    """Flight search filters and sort, read from the query string (GET, so no CSRF).
+
+    The field names are the API's query parameters (and the page's URL parameters, which
+    other pages link to): origin, dest, carrier, date_from, date_to, min_dep_delay,
+    min_arr_delay, cancelled (``true``/``false``), hour (0-23), sort, order.
+    """
 
     origin = SelectField("Origin", default="")
     dest = StringField(
@@ -207,6 +232,25 @@ class SearchForm(Form):
     date_from = DateField("From date", validators=[Optional()])
     date_to = DateField("To date", validators=[Optional()])
     min_dep_delay = IntegerField("Min. dep. delay (minutes)", validators=[Optional()])
+    min_arr_delay = IntegerField("Min. arr. delay (minutes)", validators=[Optional()])
+    cancelled = SelectField(
+        "Cancelled",
+        default="",
+        choices=options(
+            [("", "All flights"), ("true", "Only cancelled"), ("false", "Not cancelled")]
+        ),
+    )
+    hour = SelectField(
+        "Scheduled hour",
+        default="",
+        choices=options(
+            [("", "Any hour"), *((str(h), f"{h:02d}:00 to {h:02d}:59") for h in range(24))]
+        ),
+    )
+    sort = SelectField(
+        "Sort by", default="date", choices=options((k, label) for k, (label, _) in SORTS.items())
+    )
+    order = SelectField("Order", default="asc", choices=options(ORDERS.items()))
 
     def validate_date_to(self, field: Any) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
@@ -221,6 +265,12 @@ class SearchForm(Form):
             "date_from": self.date_from.data.isoformat() if self.date_from.data else None,
             "date_to": self.date_to.data.isoformat() if self.date_to.data else None,
             "min_dep_delay": self.min_dep_delay.data,
+            "min_arr_delay": self.min_arr_delay.data,
+            "cancelled": self.cancelled.data or None,
+            "hour": self.hour.data or None,
+            # the defaults are left out: shorter links, the same search
+            "sort": self.sort.data if self.sort.data != "date" else None,
+            "order": self.order.data if self.order.data != "asc" else None,
         }
 
     def query_args(self) -> dict[str, str]:

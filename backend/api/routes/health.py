@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.db.checks import check_writes
+from api.db.lifecycle import lifecycle_of
 
 router = APIRouter(tags=["health"])
 
@@ -37,18 +38,19 @@ async def readiness_checks(request: Request) -> dict[str, str]:
     /health answer 503 at once while in-flight requests finish.
     """
     state = request.app.state
-    database = getattr(state, "database", None)
-    if database is None:
-        checks = {"database": str(getattr(state, "database_status", "not open"))}
+    lifecycle = lifecycle_of(state)
+    database, heartbeat = lifecycle.database, lifecycle.heartbeat
+    if database is None or heartbeat is None:
+        checks = {"database": lifecycle.step.status()}
     else:
-        checks = {"database": state.heartbeat.result()}
+        checks = {"database": heartbeat.result()}
     if getattr(state, "draining", False):
         # SIGTERM received (api/__main__.py): still serving, but about to stop.
         checks["shutdown"] = DRAINING
     if database is None:
         return checks
-    state.data_check.refresh(database)  # in the background when due; never waited for
-    checks["data"] = state.data_check.result
+    lifecycle.data_check.refresh(database)  # in the background when due; never waited for
+    checks["data"] = lifecycle.data_check.result
     checks["writes"] = check_writes()
     return checks
 
@@ -75,5 +77,5 @@ async def health(request: Request) -> JSONResponse:
     the lock) only once the new one is healthy: requiring the database here would deadlock
     the deploy; and a long WAL replay must not look like a dead container."""
     checks = await readiness_checks(request)
-    starting = request.app.state.database is None and "shutdown" not in checks
+    starting = lifecycle_of(request.app.state).database is None and "shutdown" not in checks
     return _answer(checks, starting=starting)

@@ -15,7 +15,7 @@ messages, anything per user) is rendered per request.
 from __future__ import annotations
 
 import threading
-from datetime import date
+from collections.abc import Callable
 from typing import Any
 
 from cachetools import TTLCache
@@ -23,7 +23,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from web.backend_client import CarrierStat
+from web.backend_client import CarrierStats
 from web.charts import bar_chart, line_chart
 from web.formatting import minutes, thousands
 from web.forms import MONTHS, DashboardForm, options
@@ -32,21 +32,17 @@ from web.views import backend
 bp = Blueprint("dashboard", __name__)
 
 
-def headline(stats: list[CarrierStat]) -> dict[str, Any]:
+def headline(stats: list[CarrierStats]) -> dict[str, Any]:
     """Totals over all carriers: flights, cancelled, mean arrival delay (minutes), on-time share.
 
     The per-carrier means and shares are combined weighted by each carrier's ``arrived``
     (flights with a known arrival delay, their base), so the totals are exact.
     """
-    total = sum(s["flights"] for s in stats)
-    cancelled = sum(s["cancelled"] for s in stats)
+    total = sum(s.flights for s in stats)
+    cancelled = sum(s.cancelled for s in stats)
 
-    def weighted(key: str) -> float | None:
-        pairs = [
-            (s[key], s["arrived"])  # type: ignore[literal-required]
-            for s in stats
-            if s.get(key) is not None
-        ]
+    def weighted(figure: Callable[[CarrierStats], float | None]) -> float | None:
+        pairs = [(value, s.arrived) for s in stats if (value := figure(s)) is not None]
         weight = sum(w for _, w in pairs)
         return sum(v * w for v, w in pairs) / weight if weight > 0 else None
 
@@ -54,8 +50,8 @@ def headline(stats: list[CarrierStat]) -> dict[str, Any]:
         "flights": total,
         "cancelled": cancelled,
         "cancelled_share": cancelled / total if total else None,
-        "mean_arr_delay": weighted("mean_arr_delay"),
-        "on_time_share": weighted("on_time_share"),
+        "mean_arr_delay": weighted(lambda s: s.mean_arr_delay),
+        "on_time_share": weighted(lambda s: s.on_time_share),
     }
 
 
@@ -97,7 +93,7 @@ def index() -> ResponseReturnValue:
     client = backend()
     form = DashboardForm(request.args)
     origins = client.airports("origin")
-    form.origin.choices = options([("", "All airports"), *((a["faa"], a["faa"]) for a in origins)])
+    form.origin.choices = options([("", "All airports"), *((a.faa, a.faa) for a in origins)])
 
     origin: str | None = None
     month: int | None = None
@@ -118,20 +114,23 @@ def dashboard_data(origin: str | None, month: int | None) -> dict[str, Any]:
     daily = client.daily_stats(origin=origin)
 
     delay_chart = bar_chart(
-        [(s["carrier"], f"{s['name']} ({s['carrier']})", s.get("mean_arr_delay")) for s in stats]
+        [
+            (s.carrier, f"{s.name} ({s.carrier})" if s.name else s.carrier, s.mean_arr_delay)
+            for s in stats
+        ]
     )
-    series = [(date.fromisoformat(d["date"]), float(d["flights"])) for d in daily]
+    series = [(d.date, float(d.flights)) for d in daily]
     daily_chart = line_chart(series, highlight_month=month)
 
     known = sorted(
-        (s for s in stats if s.get("mean_arr_delay") is not None),
-        key=lambda s: s["mean_arr_delay"],  # type: ignore[arg-type,return-value]
+        ((s.mean_arr_delay, s) for s in stats if s.mean_arr_delay is not None),
+        key=lambda pair: pair[0],
     )
     delay_summary = f"Bar chart of mean arrival delay for {len(known)} carriers."
     if known:
         delay_summary += (
-            f" Lowest {known[0]['carrier']} ({minutes(known[0]['mean_arr_delay'])}),"
-            f" highest {known[-1]['carrier']} ({minutes(known[-1]['mean_arr_delay'])})."
+            f" Lowest {known[0][1].carrier} ({minutes(known[0][0])}),"
+            f" highest {known[-1][1].carrier} ({minutes(known[-1][0])})."
         )
     daily_summary = f"Area chart of flights per day over {daily_chart.points} days."
     if daily_chart.minimum and daily_chart.maximum:

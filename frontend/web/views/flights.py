@@ -12,9 +12,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
-from web.backend_client import BackendError, BackendValidationError, Flight
+from web.backend_client import BackendError, BackendValidationError, Flight, FlightPage
 from web.deployment import refused_for_plain_http
-from web.forms import DeleteForm, FlightForm, SearchForm, apply_backend_errors, options
+from web.flight_times import departure_times
+from web.forms import (
+    ORDERS,
+    SORTS,
+    DeleteForm,
+    FlightForm,
+    SearchForm,
+    apply_backend_errors,
+    options,
+)
 from web.views import backend
 
 bp = Blueprint("flights", __name__, url_prefix="/flights")
@@ -27,44 +36,46 @@ EXPIRED_MESSAGE = (
 
 
 def _airline_names() -> dict[str, str]:
-    return {a["carrier"]: a["name"] for a in backend().airlines()}
+    return {a.carrier: a.name for a in backend().airlines()}
 
 
 def _set_choices(form: FlightForm) -> None:
     client = backend()
     form.carrier.choices = options(
         [("", "Choose a carrier")]
-        + [(a["carrier"], f"{a['carrier']} — {a['name']}") for a in client.airlines()]
+        + [(a.carrier, f"{a.carrier} — {a.name}") for a in client.airlines()]
     )
     form.origin.choices = options(
         [("", "Choose an airport")]
-        + [(a["faa"], f"{a['faa']} — {a['name']}") for a in client.airports("origin")]
+        + [(a.faa, f"{a.faa} — {a.name}") for a in client.airports("origin")]
     )
 
 
 @bp.get("")
 def search() -> ResponseReturnValue:
-    """Search form plus one page of results. ``cursor`` in the query string selects the page."""
+    """Search form plus one page of results. ``cursor`` in the query string selects the page;
+    ``sort`` and ``order`` the order (column header links and the form's Sort by)."""
     client = backend()
     form = SearchForm(request.args)
     origins = client.airports("origin")
-    form.origin.choices = options([("", "Any")] + [(a["faa"], a["faa"]) for a in origins])
+    form.origin.choices = options([("", "Any")] + [(a.faa, a.faa) for a in origins])
     airlines = client.airlines()
     form.carrier.choices = options(
-        [("", "Any")] + [(a["carrier"], f"{a['carrier']} — {a['name']}") for a in airlines]
+        [("", "Any")] + [(a.carrier, f"{a.carrier} — {a.name}") for a in airlines]
     )
     cursor = request.args.get("cursor") or None
 
-    page: dict[str, Any] | None = None
+    page: FlightPage | None = None
     messages: list[str] = []
     if form.validate():
         try:
-            page = dict(client.list_flights(form.to_api(), cursor=cursor, limit=PAGE_SIZE))
+            page = client.list_flights(form.to_api(), cursor=cursor, limit=PAGE_SIZE)
         except BackendValidationError as exc:
             unmatched = apply_backend_errors(form, exc.errors)
-            if any(e.get("field") == "cursor" for e in exc.errors):
+            if any(e.field == "cursor" for e in exc.errors):
                 messages.append(
-                    "That page link is no longer valid. Start again from the first page."
+                    "That page link is no longer valid (or belongs to another sort order). "
+                    "Start again from the first page."
                 )
             messages.extend(m for m in unmatched if not m.startswith("cursor"))
             if not messages:
@@ -72,20 +83,56 @@ def search() -> ResponseReturnValue:
     else:
         messages.append("Please correct the highlighted filters.")
 
-    filters = form.query_args()
-    next_url = None
-    if page and page["next_cursor"]:
-        next_url = url_for("flights.search", cursor=page["next_cursor"], **filters)  # type: ignore[arg-type]
+    # Any: url_for's own keyword arguments (_external, ...) are not strings.
+    filters: dict[str, Any] = form.query_args()
+
+    def page_url(page_cursor: str | None) -> str:
+        return url_for("flights.search", cursor=page_cursor, **filters)
+
     return render_template(
         "flights/search.html",
         form=form,
         page=page,
         messages=messages,
-        names={a["carrier"]: a["name"] for a in airlines},
-        first_url=url_for("flights.search", **filters),  # type: ignore[arg-type]
-        next_url=next_url,
-        on_first_page=cursor is None,
+        names={a.carrier: a.name for a in airlines},
+        first_url=page_url(None),
+        next_url=page_url(page.next_cursor) if page and page.next_cursor else None,
+        prev_url=page_url(page.prev_cursor) if page and page.prev_cursor else None,
+        # A Previous page link can lead back to the first page itself (no prev_cursor).
+        on_first_page=cursor is None or bool(page and page.items and not page.prev_cursor),
+        sort_headers=_sort_headers(form, filters),
+        sort_caption=_sort_caption(form),
     )
+
+
+def _sort_caption(form: SearchForm) -> str:
+    """The order of the results in words, e.g. "arrival delay, descending"."""
+    label = SORTS.get(form.sort.data or "", SORTS["date"])[0]
+    return f"{label.lower()}, {ORDERS.get(form.order.data or '', 'Ascending').lower()}"
+
+
+def _sort_headers(form: SearchForm, filters: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per sortable column: the header link (first page, that column's sort) and its
+    ``aria-sort`` (``ascending``/``descending`` on the sorted column, else none)."""
+    sort = form.sort.data if form.sort.data in SORTS else "date"
+    order = form.order.data if form.order.data in ("asc", "desc") else "asc"
+    headers = {}
+    for name, (label, first_order) in SORTS.items():
+        # The sorted column's link reverses it; another column's starts in its own order.
+        link_order = ("desc" if order == "asc" else "asc") if name == sort else first_order
+        args = {**filters, "sort": name, "order": link_order}
+        if name == "date":
+            args.pop("sort")
+        if link_order == "asc":
+            args.pop("order")
+        headers[name] = {
+            "url": url_for("flights.search", **args),
+            "aria_sort": (
+                {"asc": "ascending", "desc": "descending"}[order] if name == sort else ""
+            ),
+            "hint": f"sort by {label.lower()}, {ORDERS[link_order].lower()}",
+        }
+    return headers
 
 
 @bp.get("/<int:flight_id>")
@@ -93,17 +140,20 @@ def detail(flight_id: int) -> ResponseReturnValue:
     """All fields of one flight with Edit and Delete buttons; 404 page for an unknown id."""
     flight = backend().get_flight(flight_id)
     return render_template(
-        "flights/detail.html", flight=flight, carrier_name=_airline_names().get(flight["carrier"])
+        "flights/detail.html",
+        flight=flight,
+        carrier_name=_airline_names().get(flight.carrier),
+        times=departure_times(flight),
     )
 
 
-def _save(form: FlightForm, flight_id: int | None, original: Flight | None) -> Any:
+def _save(form: FlightForm, flight_id: int | None, original: Flight | None) -> Flight | None:
     """Send the form to the backend. Returns the saved flight, or None after mapping errors."""
     body = form.to_api()
     if original is not None:
         # PATCH only what this user changed, compared with what the form showed (not with
         # the flight now: a field someone else saved meanwhile would be reverted).
-        shown = form.seen_values() or original
+        shown = form.seen_values() or original.model_dump()
         body = {k: v for k, v in body.items() if shown.get(k) != v}
     key = form.write_key()
     try:
@@ -133,8 +183,8 @@ def create() -> ResponseReturnValue:
     if form.validate_on_submit():
         saved = _save(form, None, None)
         if saved is not None:
-            flash(f"Flight {saved['carrier']} {saved['flight']} created.", "success")
-            return redirect(url_for("flights.detail", flight_id=saved["id"]), code=303)
+            flash(f"Flight {saved.carrier} {saved.flight} created.", "success")
+            return redirect(url_for("flights.detail", flight_id=saved.id), code=303)
     status = 422 if request.method == "POST" else 200
     return render_template("flights/form.html", form=form, flight=None), status
 
@@ -144,14 +194,14 @@ def edit(flight_id: int) -> ResponseReturnValue:
     """Edit a flight (PATCH of the changed fields); redirect to the detail page on success."""
     original = backend().get_flight(flight_id)
     if request.method == "GET":
-        form = FlightForm(data=FlightForm.data_from_flight(original))
+        form = FlightForm(data=FlightForm.data_from_flight(original.model_dump()))
     else:
         form = FlightForm()
     _set_choices(form)
     if form.validate_on_submit():
         saved = _save(form, flight_id, original)
         if saved is not None:
-            flash(f"Flight {saved['carrier']} {saved['flight']} saved.", "success")
+            flash(f"Flight {saved.carrier} {saved.flight} saved.", "success")
             return redirect(url_for("flights.detail", flight_id=flight_id), code=303)
     status = 422 if request.method == "POST" else 200
     return render_template("flights/form.html", form=form, flight=original), status
@@ -172,7 +222,7 @@ def delete(flight_id: int) -> ResponseReturnValue:
         "flights/delete.html",
         flight=flight,
         form=form,
-        carrier_name=_airline_names().get(flight["carrier"]),
+        carrier_name=_airline_names().get(flight.carrier),
     )
 
 
@@ -190,7 +240,7 @@ def form_expired(exc: CSRFError) -> ResponseReturnValue:
             "flights/delete.html",
             flight=flight,
             form=DeleteForm(formdata=None),
-            carrier_name=_airline_names().get(flight["carrier"]),
+            carrier_name=_airline_names().get(flight.carrier),
             expired_message=message,
         )
         return page, 400
