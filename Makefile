@@ -29,12 +29,13 @@ test: system-deps ## install everything, then lint, unit tests of both services,
 	$(MAKE) -j2 --output-sync=target unit-backend unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff, bandit, mypy --strict (both services), pinned requirements in step with their locks
+lint: ## ruff lint and format check, bandit, mypy --strict (both services), pinned requirements in step with their locks, docs/observability.md generated from telemetry/registry
 	@scripts/bootstrap.sh test
 	@scripts/lock.sh --check
 	$(RUFF) check .
 	$(RUFF) format --check .
 	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
+	.venv/bin/python scripts/telemetry_registry.py --check
 	cd backend && .venv/bin/mypy api
 	cd frontend && .venv/bin/mypy web
 
