@@ -16,14 +16,12 @@ from api.schemas import AirportRef, Flight, Plane
 # with a Z suffix.
 _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS time_hour"}
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
-# The reference parts of a flight's detail (api.schemas.FlightDetail), from the joined tables
-# of "flight_get": AirportRef's fields of both airports as origin_<field> and dest_<field>, and
-# Plane's as plane_<field> (the airports and planes tables use the same column names).
-DETAIL_COLUMNS = ", ".join(
-    [f"{alias}.{name} AS {end}_{name}" for end, alias in (("origin", "o"), ("dest", "d"))
-     for name in AirportRef.model_fields]
-    + [f"p.{name} AS plane_{name}" for name in Plane.model_fields]
-)  # fmt: skip
+# The reference parts of a flight's detail (api.schemas.FlightDetail): the airports' and the
+# planes' columns of AirportRef and Plane (both tables use the same column names), keyed by
+# faa and tailnum. Read whole and kept in the result cache (api/routes/flights.py): a join in
+# "flight_get" cost about three times the point lookup itself (docs/performance.md).
+AIRPORT_REF_COLUMNS = ", ".join(["faa", *AirportRef.model_fields])
+PLANE_REF_COLUMNS = ", ".join(["tailnum", *Plane.model_fields])
 
 # Scheduled departure hour in the origin airport's time zone, converted to naive UTC.
 # ICU ships inside the duckdb wheel; unknown airports fall back to New York time.
@@ -222,15 +220,10 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         },
         # The number of flights matching the search filters (the same WHERE as the lists).
         "flight_count": f"SELECT count(*) FROM flights WHERE {_FLIGHT_FILTERS}",  # nosec B608
-        # A flight by id, with the names of its airports and its aircraft (the detail page);
-        # LEFT JOINs: several real destinations are absent from airports, many tails from
-        # planes. The filter on the primary key runs first, so the joins see one row.
-        "flight_get": f"""
-            SELECT f.*, {DETAIL_COLUMNS}
-            FROM (SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id) AS f
-            LEFT JOIN airports AS o ON o.faa = f.origin
-            LEFT JOIN airports AS d ON d.faa = f.dest
-            LEFT JOIN planes AS p ON p.tailnum = f.tailnum""",  # nosec B608
+        # A flight by id (the primary key); its detail's names come from the two below.
+        "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
+        "airport_refs": f"SELECT {AIRPORT_REF_COLUMNS} FROM airports",  # nosec B608
+        "plane_refs": f"SELECT {PLANE_REF_COLUMNS} FROM planes",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """

@@ -26,7 +26,6 @@ from api.schemas import (
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     AirportFilter,
-    AirportRef,
     CarrierFilter,
     Flight,
     FlightCreate,
@@ -34,7 +33,6 @@ from api.schemas import (
     FlightPage,
     FlightPatch,
     IsoDate,
-    Plane,
 )
 
 # JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
@@ -328,20 +326,25 @@ def list_flights(
 
 
 @router.get("/{flight_id}", response_model=FlightDetail)
-def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
+def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
     """One flight by id with the names (and time zones) of its airports and its aircraft,
     each null when the reference tables do not know it; 404 when there is no such flight."""
-    row = _get_flight(db, flight_id)
-    flight = {name: value for name, value in row.items() if name in Flight.model_fields}
-    # The joined columns of "flight_get" (api/db/queries.py DETAIL_COLUMNS).
-    for end in ("origin", "dest"):
-        airport = {name: row[f"{end}_{name}"] for name in AirportRef.model_fields}
-        # An airport without a row in airports has no name (name is NOT NULL there).
-        flight[f"{end}_airport"] = None if airport["name"] is None else airport
-    plane = {name: row[f"plane_{name}"] for name in Plane.model_fields}
+    flight = _get_flight(db, flight_id)
+    airports = results.reuse(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
+    planes = results.reuse(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
+    # Several real destinations are absent from airports, many tail numbers from planes.
+    flight["origin_airport"] = airports.get(flight["origin"])
+    flight["dest_airport"] = airports.get(flight["dest"])
+    plane = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
     # A tail number in planes with every field unknown is as good as none.
-    flight["plane"] = plane if any(v is not None for v in plane.values()) else None
+    flight["plane"] = plane if plane and any(v is not None for v in plane.values()) else None
     return flight
+
+
+def _references(db: duckdb.DuckDBPyConnection, name: str, key: str) -> dict[str, dict[str, Any]]:
+    """A whole reference table as {key: its other columns} ("airport_refs" by faa,
+    "plane_refs" by tailnum): a few thousand small rows, kept until the next write."""
+    return {row.pop(key): row for row in run_query(db, name).dicts()}
 
 
 @router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
