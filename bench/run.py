@@ -24,7 +24,8 @@ What it does (docs/performance.md explains the figures):
 BENCH_SCALE=N (`make bench SCALE=N`): the database holds N years of flights
 (`load-demo-data --scale N`, 336,776 a year); the template is cached per N.
 
-Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s), BENCH_DUCKDB_RUNS=50,
+Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s), BENCH_DUCKDB_RUNS=50 (20 at
+BENCH_SCALE>1),
 BENCH_MODES=on,off,peer, BENCH_SCENARIOS=<comma list of names>, BENCH_SCALE=1,
 BENCH_TIMEOUT=900 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
 docs/performance.md alone), BENCH_LABEL=<text in the report>.
@@ -66,9 +67,9 @@ BENCH_VENV = ROOT / "bench" / ".venv"  # the peer stack's (scripts/bootstrap.sh 
 USERS = int(os.environ.get("BENCH_USERS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "15"))
-DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS", "50"))
 MODES = [m.strip() for m in os.environ.get("BENCH_MODES", "on,off,peer").split(",") if m.strip()]
 SCALE = int(os.environ.get("BENCH_SCALE") or "1")
+DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS") or ("50" if SCALE == 1 else "20"))
 FLIGHTS_PER_YEAR = 336_776  # ids of year 2013+k are k * 336,776 + 1 .. (k + 1) * 336,776
 MAX_ID = FLIGHTS_PER_YEAR * SCALE
 HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or ("900" if SCALE == 1 else "2100"))

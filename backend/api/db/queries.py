@@ -180,9 +180,12 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
         # One statement for every filter combination: a NULL parameter disables its clause.
         # Keyset pagination: rows strictly after the (year, month, day, sched_dep_time, id)
-        # of the previous page's last row.
+        # of the previous page's last row. The page is chosen from the raw columns and only
+        # its rows are formatted (time_hour's strftime): formatting in the same SELECT as the
+        # ORDER BY ... LIMIT made DuckDB format every matching row before the Top-N
+        # (docs/performance.md, "Data that grows").
         "flight_list": f"""
-            SELECT {FLIGHT_COLUMNS} FROM flights
+            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
             WHERE ($origin IS NULL OR origin = $origin)
               AND ($dest IS NULL OR dest = $dest)
               AND ($carrier IS NULL OR carrier = $carrier)
@@ -193,7 +196,8 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    OR (year, month, day, sched_dep_time, id)
                       > ($after_year, $after_month, $after_day, $after_sched_dep_time, $after_id))
             ORDER BY year, month, day, sched_dep_time, id
-            LIMIT $limit""",  # nosec B608
+            LIMIT $limit) AS page
+            ORDER BY year, month, day, sched_dep_time, id""",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """
