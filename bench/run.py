@@ -481,17 +481,19 @@ def size_targets(results: dict[str, dict[str, dict[str, Any]]]) -> str:
         now, then = on.get(name), base.get(name)
         if now and then and then.get("p95_ms") and now.get("p95_ms") is not None:
             ratio = now["p95_ms"] / then["p95_ms"]
-            verdict = "met" if ratio <= limit else "MISSED"
+            verdict = "met" if ratio <= limit and not now["failures"] else "MISSED"
             lines.append(
                 f"- {name}: p95 {fmt(now['p95_ms'], 2)} ms vs {fmt(then['p95_ms'], 2)} ms = "
-                f"{ratio:.2f}x (target <= {limit:g}x): {verdict}"
+                f"{ratio:.2f}x (target <= {limit:g}x), {now['failures']} failures: {verdict}"
             )
     dash = on.get("dashboard / + 1 write/s")
-    if dash and dash.get("p95_ms") is not None:
-        verdict = "met" if dash["p95_ms"] < 150 else "MISSED"
+    if dash:
+        # p95 is over the successful responses: failures miss the target by themselves.
+        ok = dash["p95_ms"] is not None and dash["p95_ms"] < 150 and not dash["failures"]
         lines.append(
-            f"- dashboard / + 1 write/s: p95 {fmt(dash['p95_ms'], 1)} ms "
-            f"(target < 150 ms): {verdict}"
+            f"- dashboard / + 1 write/s: p95 {fmt(dash['p95_ms'], 1)} ms of the successful "
+            f"responses, {dash['failures']} of {dash['requests']} requests failed "
+            f"(target < 150 ms): {'met' if ok else 'MISSED'}"
         )
     return "\n".join(lines)
 
