@@ -26,16 +26,18 @@ system-deps: ## install Debian packages the tests need (chromium, prometheus)
 test: system-deps ## install everything, then lint, unit tests of both services, whole-system tests
 	@scripts/bootstrap.sh test
 	$(MAKE) lint
-	$(MAKE) unit-backend
-	$(MAKE) unit-frontend
+	@# The two services' unit suites side by side: they wait on the servers they start far
+	@# more than they compute; each one's output is printed whole when it ends.
+	$(MAKE) -j2 --output-sync=target unit-backend unit-frontend
 	$(MAKE) system-tests
 
-lint: ## ruff, bandit, mypy --strict (both services), pinned requirements in step with their locks
+lint: ## ruff lint and format check, bandit, mypy --strict (both services), pinned requirements in step with their locks, docs/observability.md generated from telemetry/registry
 	@scripts/bootstrap.sh test
 	@scripts/lock.sh --check
 	$(RUFF) check .
 	$(RUFF) format --check .
 	.venv/bin/bandit -q -r backend/api frontend/web frontend/gunicorn.conf.py
+	.venv/bin/python scripts/telemetry_registry.py --check
 	cd backend && .venv/bin/mypy api
 	cd frontend && .venv/bin/mypy web
 
@@ -44,10 +46,10 @@ format: ## apply ruff fixes and formatting
 	$(RUFF) check --fix .
 	$(RUFF) format .
 
-unit-backend:
+unit-backend: ## backend unit tests only (backend/tests; needs `make install`)
 	cd backend && .venv/bin/python -m pytest -q
 
-unit-frontend:
+unit-frontend: ## frontend unit tests only (frontend/tests; needs `make install`)
 	cd frontend && .venv/bin/python -m pytest -q
 
 loadtest: ## Locust load test of the production stack; fails when loadtests/thresholds.toml is missed

@@ -41,6 +41,9 @@ def _list_params(origin: str | None, carrier: str | None) -> dict[str, Any]:
         "date_from": None,
         "date_to": None,
         "min_dep_delay": None,
+        "min_arr_delay": None,
+        "cancelled": None,
+        "hour": None,
         "limit": PAGE + 1,
         **_NO_CURSOR,
     }

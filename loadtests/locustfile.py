@@ -2,12 +2,13 @@
 
 - ``BrowserUser`` (host: ``FRONTEND_URL``, else ``--host``): a person in a browser. Opens the
   dashboard (sometimes filtered by origin/month), searches flights with filters drawn from
-  real values, pages through results by following the page's own "Next page" link, opens
+  real values (sometimes sorted by a column), pages through results by following the page's
+  own "Next page" link (and now and then "Previous page" back), opens
   detail pages of flights found in the results, and now and then (about 2-3 % of actions)
   creates or edits a flight through the real forms (GET the form, read its csrf_token, POST,
   expect the 303 redirect of POST/redirect/GET).
 - ``ApiUser`` (host: ``BACKEND_URL``, else ``--host``; fewer of them): an API client reading
-  ``/api/v1`` with filters and cursor paging.
+  ``/api/v1`` with filters, sorts and cursor paging both ways.
 - ``CalibrationPageUser`` and ``CalibrationApiUser`` (hosts: ``CALIBRATION_FRONTEND_URL``,
   ``CALIBRATION_BACKEND_URL``): load the calibration stack (calibration.py) at the same time,
   from the same Locust process(es). The gate divides each endpoint's figures by theirs, so a
@@ -58,6 +59,8 @@ DESTS = [
     "ATL", "ORD", "LAX", "BOS", "MCO", "CLT", "SFO", "FLL", "MIA", "DCA",
     "DTW", "DFW", "RDU", "TPA", "DEN", "IAH", "MSP", "PBI", "BNA", "LAS",
 ]  # fmt: skip
+# The search's sort columns (GET /api/v1/flights?sort=, the page's column headers).
+SORTS = ["dep_delay", "arr_delay", "carrier", "distance", "dest", "date", "air_time"]
 YEAR_START = date(2013, 1, 1)
 DAYS_IN_YEAR = 365
 
@@ -115,6 +118,17 @@ def search_filters() -> dict[str, str]:
         filters["date_to"] = end.isoformat()
     if random.random() < 0.2:
         filters["min_dep_delay"] = str(random.choice([15, 30, 60, 120]))
+    if random.random() < 0.1:
+        filters["min_arr_delay"] = str(random.choice([15, 30, 60, 120]))
+    if random.random() < 0.05:
+        filters["cancelled"] = random.choice(["true", "false"])
+    if random.random() < 0.1:
+        filters["hour"] = str(random.randint(5, 23))
+    # About a third of the searches sort by a column (a header link), the rest by date.
+    if random.random() < 0.35:
+        filters["sort"] = random.choice(SORTS)
+        if random.random() < 0.6:
+            filters["order"] = "desc"
     return filters
 
 
@@ -183,10 +197,10 @@ def detail_ids(page: PageParser) -> list[int]:
     return ids
 
 
-def next_link(page: PageParser) -> str | None:
-    """The href of the page's rel="next" link (the pager's "Next page"), if any."""
+def pager_link(page: PageParser, rel_value: str = "next") -> str | None:
+    """The href of the page's rel="next" (or "prev") link of the pager, if any."""
     for href, rel in page.links:
-        if "next" in rel.split():
+        if rel_value in rel.split():
             return href
     return None
 
@@ -250,7 +264,8 @@ class BrowserUser(SyntheticUser):
 
     @task(35)
     def search_and_browse(self) -> None:
-        """Search, open a result or two, and sometimes page on via the Next link."""
+        """Search, open a result or two, sometimes page on via the Next link and back via
+        the Previous link (a cursor page too)."""
         response = self.client.get(f"/flights?{urlencode(search_filters())}", name="/flights")
         if not answered(response):
             return
@@ -261,7 +276,9 @@ class BrowserUser(SyntheticUser):
             self.client.get(f"/flights/{flight_id}", name="/flights/[id]")
         pages = 0
         while pages < 3 and random.random() < 0.4:
-            href = next_link(page)
+            # After a Next, now and then a step back.
+            rel = "prev" if pages and random.random() < 0.3 else "next"
+            href = pager_link(page, rel)
             if href is None:
                 break
             response = self.client.get(href, name="/flights?cursor=[cursor]")
@@ -385,14 +402,17 @@ class ApiUser(SyntheticUser):
 
     @task(8)
     def list_flights(self) -> None:
-        """A filtered list, then sometimes the next pages through ``next_cursor``."""
+        """A filtered (sometimes sorted) list, then sometimes the next pages through
+        ``next_cursor`` and now and then one back through ``prev_cursor``."""
         params: dict[str, Any] = {**search_filters(), "limit": random.choice([20, 50, 100])}
         body = self._get_page(f"/api/v1/flights?{urlencode(params)}", "/api/v1/flights")
-        for _ in range(3):
-            if body is None or not body.get("next_cursor") or random.random() < 0.5:
+        for step in range(3):
+            back = step > 0 and random.random() < 0.3
+            cursor = body.get("prev_cursor" if back else "next_cursor") if body else None
+            if not cursor or random.random() < 0.5:
                 break
             body = self._get_page(
-                f"/api/v1/flights?{urlencode({**params, 'cursor': body['next_cursor']})}",
+                f"/api/v1/flights?{urlencode({**params, 'cursor': cursor})}",
                 "/api/v1/flights?cursor=[cursor]",
             )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import signal
 import sys
@@ -35,10 +34,11 @@ from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
 from api.main import configure_logging_for, create_app
 from api.observability import tracing
+from api.observability.identity import ServiceInfo
 from api.observability.logging import configure_logging
 from api.settings import Settings, SettingsError, get_settings
 
-logger = logging.getLogger("api")
+logger = structlog.get_logger("api")
 
 # After SIGTERM, /readyz answers 503 "draining" at least this long (seconds), so that a probe
 # in that moment sees it, even when the next backend is already waiting.
@@ -68,7 +68,7 @@ def serve(settings: Settings) -> int:
     # with -SIGTERM; SIGTERM is the normal way to stop, so that last delivery exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     for warning in deployment_warnings(settings):
-        logger.warning(warning)
+        logger.warning("deployment.warning", message=warning)
     try:
         _run_uvicorn(settings)
     finally:
@@ -111,7 +111,7 @@ class DrainingServer(uvicorn.Server):
 
     def _drain(self, sig: int, frame: FrameType | None) -> None:
         started = time.monotonic()
-        logger.info("SIGTERM: draining (at most %.1f s), then shutting down", self.drain_seconds)
+        logger.info("server.draining", signal="SIGTERM", max_seconds=self.drain_seconds)
         while not self.should_exit:  # a second signal ends the wait
             waited = time.monotonic() - started
             if waited >= self.drain_seconds or (
@@ -119,7 +119,7 @@ class DrainingServer(uvicorn.Server):
             ):
                 break
             time.sleep(0.05)
-        logger.info("drained for %.2f s", time.monotonic() - started)
+        logger.info("server.drained", seconds=round(time.monotonic() - started, 2))
         # uvicorn's main loop polls should_exit every 0.1 s: setting it from a thread is safe.
         super().handle_exit(sig, frame)
 
@@ -190,14 +190,17 @@ def refuse_to_start(exc: SettingsError) -> None:
     The settings are invalid, so the few values logging needs come straight from the
     environment, with safe fallbacks (the frontend's gunicorn.conf.py does the same)."""
     configure_logging(
-        level="INFO",
-        fmt="console" if os.environ.get("LOG_FORMAT", "").lower() == "console" else "json",
-        service_name=os.environ.get("OTEL_SERVICE_NAME") or "flights-backend",
-        service_version=__version__,
-        environment=os.environ.get("APP_ENV") or "development",
+        ServiceInfo(
+            os.environ.get("OTEL_SERVICE_NAME") or "flights-backend",
+            __version__,
+            os.environ.get("APP_ENV") or "development",
+        ),
+        log_format="console" if os.environ.get("LOG_FORMAT", "").lower() == "console" else "json",
     )
     structlog.get_logger("api.settings").critical(
-        "invalid backend configuration, refusing to start", errors=exc.problems
+        "settings.invalid",
+        message="invalid backend configuration, refusing to start",
+        errors=exc.problems,
     )
 
 
@@ -230,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging_for(settings)  # before anything logs, so every line is JSON
     if args.command == "serve" and not settings.api_keys:
         logger.warning(
-            "API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
-            "(development only; production refuses this setting)"
+            "auth.disabled",
+            message="API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
+            "(development only; production refuses this setting)",
         )
 
     try:
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return load_demo(settings, args.force, args.scale)
     except DatabaseOpenError as exc:
         exits.report_fatal(
-            "database cannot be opened",
+            "database.open_failed",
             exits.EXIT_DATABASE_UNUSABLE,
             reason=exc.reason,
             detail=exc.detail,
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return exits.EXIT_DATABASE_UNUSABLE
     except (DatabaseLockedError, DemoDataError, duckdb.Error) as exc:
-        logger.error("%s failed: %s", args.command, exc)
+        logger.error("command.failed", command=args.command, error=str(exc))
         return exits.EXIT_RUNTIME_FAILURE
 
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from api.auth import API_PREFIX
 from api.idempotency import HEADER, KEY_PATTERN, MAX_KEY_CHARS
 from api.problems import PROBLEM_JSON
+from api.schemas import FlightCreate, FlightPatch
 
 
 class FieldProblem(BaseModel):
@@ -107,7 +108,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
         routes=app.routes,
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (FieldProblem, Problem, HealthStatus):
+    for model in (FieldProblem, Problem, HealthStatus, FlightCreate, FlightPatch):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(definition.pop("$defs", {}))
         components[model.__name__] = definition
@@ -140,6 +141,16 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                         "description": "ready" if status == "200" else "not ready",
                         "content": {"application/json": {"schema": ref}},
                     }
+    # The write routes validate their bodies themselves (every field error in one 422,
+    # api/routes/flights.py `validated_body`); their bodies are these models.
+    for path, method, model in (
+        (f"{API_PREFIX}/flights", "post", FlightCreate),
+        (f"{API_PREFIX}/flights/{{flight_id}}", "patch", FlightPatch),
+    ):
+        body = schema["paths"][path][method]["requestBody"]
+        body["content"]["application/json"]["schema"] = {
+            "$ref": f"#/components/schemas/{model.__name__}"
+        }
     created = schema["paths"][f"{API_PREFIX}/flights"]["post"]["responses"]["201"]
     created["headers"] = {
         "Location": {"description": "path of the new flight", "schema": {"type": "string"}}

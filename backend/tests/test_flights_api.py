@@ -13,6 +13,10 @@ from tests.conftest import PROBLEM, new_flight
 NEW_FLIGHT: dict[str, Any] = new_flight(dest="SJU", dep_time=920, dep_delay=5, tailnum="N14228")
 
 
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 def sort_key(item: dict[str, Any]) -> tuple[int, ...]:
     return (item["year"], item["month"], item["day"], item["sched_dep_time"], item["id"])
 
@@ -71,7 +75,7 @@ def test_empty_query_params_mean_not_set(client: TestClient) -> None:
 
 def test_list_no_match_is_empty(client: TestClient) -> None:
     body = client.get("/api/v1/flights", params={"origin": "XXX"}).json()
-    assert body == {"items": [], "next_cursor": None}
+    assert body == {"items": [], "total": 0, "next_cursor": None, "prev_cursor": None}
 
 
 def test_keyset_pagination_walks_everything_in_order(client: TestClient) -> None:
@@ -151,7 +155,17 @@ def test_create_get_patch_delete_round_trip(writable_client: TestClient) -> None
     assert flight["time_hour"] == "2013-07-04T13:00:00Z"  # EDT is UTC-4
     assert flight["arr_time"] is None
 
-    assert c.get("/api/v1/flights/336777").json() == flight
+    detail = c.get("/api/v1/flights/336777").json()
+    assert {k: v for k, v in detail.items() if k in flight} == flight
+    # SJU is absent from airports: no name; N14228 is a known aircraft.
+    assert detail["origin_airport"] == {"name": "John F Kennedy Intl", "tzone": "America/New_York"}
+    assert detail["dest_airport"] is None
+    assert detail["plane"] == {
+        "manufacturer": "BOEING",
+        "model": "737-824",
+        "year": 1999,
+        "seats": 149,
+    }
 
     patched = c.patch("/api/v1/flights/336777", json={"sched_dep_time": 2330, "arr_delay": -3})
     assert patched.status_code == 200, patched.text
@@ -296,7 +310,7 @@ def test_huge_flight_id_patch_is_404_not_500(client: TestClient) -> None:
     ("params", "field"),
     [
         ({"min_dep_delay": HUGE}, "min_dep_delay"),
-        ({"cursor": base64.urlsafe_b64encode(f"[2013,1,1,{HUGE},1]".encode()).decode()}, "cursor"),
+        ({"cursor": b64(f'["date","asc","next",2013,1,1,{HUGE},1]')}, "cursor"),
         ({"origin": "jfk; drop"}, "origin"),
         ({"carrier": "TOO-LONG"}, "carrier"),
     ],

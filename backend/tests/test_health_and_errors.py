@@ -56,12 +56,13 @@ def test_openapi_docs(client: TestClient) -> None:
 def test_empty_database_without_demo_data(tmp_path: Path) -> None:
     with ReadyTestClient(create_app(make_settings(tmp_path / "app.db")), headers=AUTH) as c:
         assert c.get("/readyz").status_code == 200
-        assert c.get("/api/v1/flights").json() == {"items": [], "next_cursor": None}
+        empty = {"items": [], "total": 0, "next_cursor": None, "prev_cursor": None}
+        assert c.get("/api/v1/flights").json() == empty
         assert c.get("/api/v1/stats/carriers").json() == {"items": []}
 
 
 def test_operation_name_skips_leading_comments() -> None:
-    from api.observability.tracing import operation_name
+    from api.observability.database import operation_name
 
     assert (
         operation_name("-- create the tables\n-- second line\ncreate table x (a int)") == "CREATE"

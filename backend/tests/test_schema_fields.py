@@ -7,7 +7,16 @@ import re
 
 from api.db import queries
 from api.db.lifecycle import DatabaseLifecycle, Phase, Step
-from api.schemas import OPTIONAL_FIELDS, REQUIRED_FIELDS, Flight, FlightCreate, FlightPatch
+from api.schemas import (
+    OPTIONAL_FIELDS,
+    REQUIRED_FIELDS,
+    AirportRef,
+    Flight,
+    FlightCreate,
+    FlightDetail,
+    FlightPatch,
+    Plane,
+)
 
 DERIVED = ("hour", "minute", "time_hour")  # computed by the server from the schedule
 
@@ -31,6 +40,16 @@ def test_every_flight_select_returns_the_api_fields() -> None:
     assert selected == list(Flight.model_fields)
     for name in ("flight_get", "flight_list", "flight_insert_batch", "flight_update"):
         assert queries.FLIGHT_COLUMNS in queries.QUERIES[name], name
+
+
+def test_the_detail_select_returns_every_reference_field() -> None:
+    assert list(FlightDetail.model_fields) == [
+        *Flight.model_fields, "origin_airport", "dest_airport", "plane",
+    ]  # fmt: skip
+    sql = queries.QUERIES["flight_get"]
+    for prefix, model in (("origin", AirportRef), ("dest", AirportRef), ("plane", Plane)):
+        for name in model.model_fields:
+            assert re.search(rf"\w\.{name} AS {prefix}_{name}\b", sql), (prefix, name)
 
 
 def test_the_demo_csv_layout_has_the_flight_fields_in_order() -> None:

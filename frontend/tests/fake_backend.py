@@ -20,6 +20,7 @@ ORIGINS = [
     for code, name in (("EWR", "Newark Liberty Intl"), ("JFK", "John F Kennedy Intl"),
                        ("LGA", "La Guardia"))
 ]  # fmt: skip
+PLANES = {"N14228": {"manufacturer": "BOEING", "model": "737-824", "year": 1999, "seats": 149}}
 CARRIER_STATS = [
     {"carrier": "AA", "name": "American Airlines Inc.", "flights": 32729, "cancelled": 636,
      "arrived": 31947, "mean_arr_delay": 0.364, "p95_arr_delay": 80.0, "on_time_share": 0.83},
@@ -120,7 +121,7 @@ class FakeBackend:
             if fid not in self.flights:
                 return 404, problem(404, path)
             if method == "GET":
-                return 200, self.flights[fid]
+                return 200, self.detail(self.flights[fid])
             if method == "PATCH":
                 errors = validate({**self.flights[fid], **body})
                 if errors:
@@ -132,20 +133,31 @@ class FakeBackend:
                 return 204, None
         return 404, problem(404, path)
 
+    def detail(self, flight: dict[str, Any]) -> dict[str, Any]:
+        """GET /flights/{id}: the flight with its reference data (IAH and MIA unknown here)."""
+        airports = {a["faa"]: {"name": a["name"], "tzone": a["tzone"]} for a in ORIGINS}
+        plane = PLANES.get(flight.get("tailnum") or "")
+        return {**flight, "origin_airport": airports.get(flight["origin"]),
+                "dest_airport": airports.get(flight["dest"]), "plane": plane}  # fmt: skip
+
     def list_flights(self, query: dict[str, str]) -> tuple[int, Any]:
         if "min_dep_delay" in query and not re.fullmatch(r"-?\d+", query["min_dep_delay"]):
             errors = [{"field": "min_dep_delay", "message": "not an integer"}]
             return 422, problem(422, "/api/v1/flights", errors)
-        if query.get("cursor") not in (None, "c2"):
+        if query.get("cursor") not in (None, "c2", "p1"):
             return 422, problem(422, "/api/v1/flights", [{"field": "cursor", "message": "bad"}])
         items = sorted(self.flights.values(), key=lambda f: f["id"])
         if query.get("origin"):
             items = [f for f in items if f["origin"] == query["origin"]]
+        if query.get("cancelled") == "true":
+            items = [f for f in items if f["dep_time"] is None]
         limit = int(query.get("limit", 50))
         if query.get("cursor") == "c2":
-            return 200, {"items": items[limit:], "next_cursor": None}
+            page = {"items": items[limit:], "next_cursor": None, "prev_cursor": "p1"}
+            return 200, {**page, "total": len(items)}
         next_cursor = "c2" if len(items) > limit else None
-        return 200, {"items": items[:limit], "next_cursor": next_cursor}
+        page = {"items": items[:limit], "next_cursor": next_cursor, "prev_cursor": None}
+        return 200, {**page, "total": len(items)}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

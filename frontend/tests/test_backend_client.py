@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import free_port
-from tests.fake_backend import FakeBackend
+from tests.fake_backend import FakeBackend, make_flight
 from web.backend_client import (
     BackendClient,
     BackendError,
@@ -72,11 +72,22 @@ def test_failures_are_not_cached(fake_backend: FakeBackend) -> None:
     assert c.airlines()
 
 
+# A flight's detail as the backend answers it (every reference part known).
+PLANE = {"manufacturer": "BOEING", "model": "737-824", "year": 1999, "seats": 149}
+DETAIL = {**make_flight(1), "origin_airport": {"name": "Newark Liberty Intl",
+          "tzone": "America/New_York"}, "dest_airport": None, "plane": PLANE}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("path", "answer"),
     [
         ("/api/v1/flights/1", {"id": 1, "carrier": "UA"}),  # fields missing
         ("/api/v1/flights/1", [1, 2]),  # not an object
+        ("/api/v1/flights/1", make_flight(1)),  # a Flight, not a FlightDetail
+        ("/api/v1/flights/1", {**DETAIL, "origin_airport": {"name": "Newark"}}),  # no tzone
+        ("/api/v1/flights/1", {**DETAIL, "plane": {**PLANE, "seats": "many"}}),
+        ("/api/v1/flights", {"items": [], "next_cursor": None, "prev_cursor": None}),  # total
+        ("/api/v1/flights", {"items": [], "total": -1, "next_cursor": None, "prev_cursor": None}),
         ("/api/v1/airlines", {"items": [{"carrier": "AA", "name": None}]}),  # name is required
         ("/api/v1/stats/daily", {"items": [{"date": "yesterday", "flights": 1}]}),
         ("/api/v1/stats/carriers", {"rows": []}),
@@ -91,12 +102,26 @@ def test_an_answer_that_does_not_fit_the_model_is_a_bad_answer(
     c = client_for(fake_backend.url)
     call = {
         "/api/v1/flights/1": lambda: c.get_flight(1),
+        "/api/v1/flights": lambda: c.list_flights({}),
         "/api/v1/airlines": c.airlines,
         "/api/v1/stats/daily": c.daily_stats,
         "/api/v1/stats/carriers": c.carrier_stats,
     }[path]
     with pytest.raises(BackendUnavailable, match=r"malformed \w+ from backend"):
         call()
+
+
+def test_a_detail_is_read_with_its_reference_parts(fake_backend: FakeBackend) -> None:
+    """The answer the cases above spoil, read as it is: nested models, attribute access."""
+    fake_backend.answer_override["/api/v1/flights/1"] = DETAIL
+    detail = client_for(fake_backend.url).get_flight(1)
+    assert detail.origin_airport is not None
+    assert (detail.origin_airport.name, detail.origin_airport.tzone) == (
+        "Newark Liberty Intl",
+        "America/New_York",
+    )
+    assert detail.dest_airport is None
+    assert detail.plane is not None and (detail.plane.model, detail.plane.seats) == ("737-824", 149)
 
 
 def test_answers_with_unknown_values_are_read_as_the_backend_sends_them(

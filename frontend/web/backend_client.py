@@ -41,7 +41,6 @@ by itself as soon as the backend answers again.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import threading
 import time
@@ -49,9 +48,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import httpx
+import structlog
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -65,12 +65,13 @@ from tenacity.stop import stop_base
 
 from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
-from web.observability import metrics, tracing
+from web.observability import backend_calls, tracing
+from web.observability.backend_calls import URL_TEMPLATE, name_client_span
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
 from web.worker import request_arrived_at
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
@@ -134,11 +135,40 @@ class Flight(ApiModel):
     time_hour: str  # RFC 3339 UTC timestamp of the scheduled hour
 
 
+class AirportRef(ApiModel):
+    """An airport's ``name`` and IANA ``tzone`` (None when unknown) inside a flight's detail."""
+
+    name: str
+    tzone: str | None
+
+
+class Plane(ApiModel):
+    """An aircraft inside a flight's detail (planes table, by tail number): ``year`` of
+    manufacture, number of ``seats``; any field may be None."""
+
+    manufacturer: str | None
+    model: str | None
+    year: int | None
+    seats: int | None
+
+
+class FlightDetail(Flight):
+    """``GET /flights/{id}``: a flight plus its reference data, each None when the
+    reference tables do not know it."""
+
+    origin_airport: AirportRef | None
+    dest_airport: AirportRef | None
+    plane: Plane | None
+
+
 class FlightPage(ApiModel):
-    """One page of ``GET /flights``: ``items`` and the opaque ``next_cursor`` (None at the end)."""
+    """One page of ``GET /flights``: ``items``, ``total`` (matches over all pages) and the
+    opaque ``next_cursor`` / ``prev_cursor`` (None on the last / first page)."""
 
     items: list[Flight]
+    total: int = Field(ge=0)
     next_cursor: str | None
+    prev_cursor: str | None
 
 
 class CarrierStats(ApiModel):
@@ -210,6 +240,9 @@ class FieldProblem(ApiModel):
 # Every answer model, by the name of the backend's schema it mirrors (tests/test_api_models.py).
 API_MODELS: tuple[type[ApiModel], ...] = (
     Flight,
+    AirportRef,
+    Plane,
+    FlightDetail,
     FlightPage,
     CarrierStats,
     CarrierStatsList,
@@ -250,9 +283,9 @@ class BackendValidationError(BackendError):
 
 
 def _circuit_changed(old: State, new: State) -> None:
-    metrics.set_circuit_state(new)
+    backend_calls.set_circuit_state(new)
     log = logger.warning if new == "open" else logger.info
-    log("backend circuit breaker %s -> %s (pid %d)", old, new, os.getpid())
+    log("circuit_breaker.changed", previous=old, state=new)
 
 
 def _add_request_id(request: httpx.Request) -> None:
@@ -319,7 +352,7 @@ class BackendClient:
             settings.BACKEND_CIRCUIT_RESET_SECONDS,
             on_change=_circuit_changed,
         )
-        metrics.set_circuit_state("closed")
+        backend_calls.set_circuit_state("closed")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -335,7 +368,9 @@ class BackendClient:
                 transport: httpx.BaseTransport = self._transport or httpx.HTTPTransport()
                 if self.telemetry:
                     transport = SyncOpenTelemetryTransport(
-                        transport, tracer_provider=tracing.provider()
+                        transport,
+                        tracer_provider=tracing.provider(),
+                        request_hook=name_client_span,  # "GET /api/v1/flights/{flight_id}"
                     )
                 self._client = httpx.Client(
                     base_url=self.base_url,
@@ -351,7 +386,7 @@ class BackendClient:
 
     def _observe(self, method: str, route: str, status: int | None, seconds: float) -> None:
         if self.telemetry:
-            metrics.observe_backend(method, route, status, seconds)
+            backend_calls.observe_backend(method, route, status, seconds)
 
     def close(self) -> None:
         """Close the pooled connections (tests, worker exit). A later call reopens lazily."""
@@ -399,7 +434,10 @@ class BackendClient:
                     raise BackendUnavailable("no time left to retry the backend call")
                 kwargs["timeout"] = self._timeouts(left)
             sent += 1
-            return self._http().request(method, path or route, **kwargs)
+            # The route template names the client span (web/observability/backend_calls.py).
+            return self._http().request(
+                method, path or route, extensions={URL_TEMPLATE: route}, **kwargs
+            )
 
         attempts = self._retrying(retryable, page_start, budget)
         started = time.perf_counter()
@@ -446,7 +484,7 @@ class BackendClient:
             outcome = state.outcome
             failure = outcome.exception() if outcome is not None else None
             why = type(failure).__name__ if failure is not None else "503"
-            logger.info("backend call failed (%s); retry %d", why, state.attempt_number)
+            logger.info("backend.retry", reason=why, attempt=state.attempt_number)
 
         return Retrying(
             retry=retry_if_exception_type(RETRY_ERRORS)
@@ -524,19 +562,21 @@ class BackendClient:
     def list_flights(
         self, filters: Mapping[str, Any], cursor: str | None = None, limit: int = 50
     ) -> FlightPage:
-        """``GET /flights``: one page ordered by scheduled departure.
+        """``GET /flights``: one page of a search.
 
-        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``) and
-        min_dep_delay (minutes); empty values are dropped. Raises BackendValidationError for
-        bad filter values or a stale cursor.
+        ``filters`` may hold origin, dest, carrier, date_from, date_to (``YYYY-MM-DD``),
+        min_dep_delay and min_arr_delay (minutes), cancelled (``"true"``/``"false"``), hour
+        (0-23), sort and order (``asc``/``desc``); empty values are dropped. Raises
+        BackendValidationError for bad filter values or a stale cursor (or one of another sort).
         """
         params = {**filters, "cursor": cursor, "limit": limit}
         return _parse(FlightPage, self._request("GET", f"{API_PREFIX}/flights", params=params))
 
-    def get_flight(self, flight_id: int) -> Flight:
-        """``GET /flights/{id}``. Raises BackendNotFound for an unknown id."""
+    def get_flight(self, flight_id: int) -> FlightDetail:
+        """``GET /flights/{id}``: the flight with its airports' names and time zones and its
+        aircraft (each None when unknown). Raises BackendNotFound for an unknown id."""
         path = f"{API_PREFIX}/flights/{int(flight_id)}"
-        return _parse(Flight, self._request("GET", FLIGHT_ROUTE, path))
+        return _parse(FlightDetail, self._request("GET", FLIGHT_ROUTE, path))
 
     def create_flight(self, data: Mapping[str, Any], idempotency_key: str | None = None) -> Flight:
         """``POST /flights`` with a FlightCreate body. Returns the new flight (with its id).

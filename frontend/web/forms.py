@@ -198,8 +198,29 @@ class DeleteForm(FlaskForm):
     """Empty form: carries only the CSRF token for the delete confirmation."""
 
 
+# The search's sort columns (the API's `sort` values) with their labels, and the order each
+# starts with when chosen from a column header (the largest delays and distances first).
+SORTS = {
+    "date": ("Date", "asc"),
+    "carrier": ("Carrier", "asc"),
+    "flight": ("Flight number", "asc"),
+    "origin": ("Origin", "asc"),
+    "dest": ("Destination", "asc"),
+    "dep_delay": ("Departure delay", "desc"),
+    "arr_delay": ("Arrival delay", "desc"),
+    "air_time": ("Air time", "desc"),
+    "distance": ("Distance", "desc"),
+}
+ORDERS = {"asc": "Ascending", "desc": "Descending"}
+
+
 class SearchForm(Form):
-    """Flight search filters, read from the query string (GET, so no CSRF)."""
+    """Flight search filters and sort, read from the query string (GET, so no CSRF).
+
+    The field names are the API's query parameters (and the page's URL parameters, which
+    other pages link to): origin, dest, carrier, date_from, date_to, min_dep_delay,
+    min_arr_delay, cancelled (``true``/``false``), hour (0-23), sort, order.
+    """
 
     origin = SelectField("Origin", default="")
     dest = StringField(
@@ -211,6 +232,25 @@ class SearchForm(Form):
     date_from = DateField("From date", validators=[Optional()])
     date_to = DateField("To date", validators=[Optional()])
     min_dep_delay = IntegerField("Min. dep. delay (minutes)", validators=[Optional()])
+    min_arr_delay = IntegerField("Min. arr. delay (minutes)", validators=[Optional()])
+    cancelled = SelectField(
+        "Cancelled",
+        default="",
+        choices=options(
+            [("", "All flights"), ("true", "Only cancelled"), ("false", "Not cancelled")]
+        ),
+    )
+    hour = SelectField(
+        "Scheduled hour",
+        default="",
+        choices=options(
+            [("", "Any hour"), *((str(h), f"{h:02d}:00 to {h:02d}:59") for h in range(24))]
+        ),
+    )
+    sort = SelectField(
+        "Sort by", default="date", choices=options((k, label) for k, (label, _) in SORTS.items())
+    )
+    order = SelectField("Order", default="asc", choices=options(ORDERS.items()))
 
     def validate_date_to(self, field: Any) -> None:
         if field.data and self.date_from.data and field.data < self.date_from.data:
@@ -225,6 +265,12 @@ class SearchForm(Form):
             "date_from": self.date_from.data.isoformat() if self.date_from.data else None,
             "date_to": self.date_to.data.isoformat() if self.date_to.data else None,
             "min_dep_delay": self.min_dep_delay.data,
+            "min_arr_delay": self.min_arr_delay.data,
+            "cancelled": self.cancelled.data or None,
+            "hour": self.hour.data or None,
+            # the defaults are left out: shorter links, the same search
+            "sort": self.sort.data if self.sort.data != "date" else None,
+            "order": self.order.data if self.order.data != "asc" else None,
         }
 
     def query_args(self) -> dict[str, str]:

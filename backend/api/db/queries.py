@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from api.schemas import Flight
+from api.schemas import AirportRef, Flight, Plane
 
 # The columns of a Flight as returned by the API: the fields of api.schemas.Flight, in its
 # order (docs/api.md). time_hour is stored as a naive UTC TIMESTAMP and rendered as RFC 3339
 # with a Z suffix.
 _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS time_hour"}
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
+# The reference parts of a flight's detail (api.schemas.FlightDetail), from the joined tables
+# of "flight_get": AirportRef's fields of both airports as origin_<field> and dest_<field>, and
+# Plane's as plane_<field> (the airports and planes tables use the same column names).
+DETAIL_COLUMNS = ", ".join(
+    [f"{alias}.{name} AS {end}_{name}" for end, alias in (("origin", "o"), ("dest", "d"))
+     for name in AirportRef.model_fields]
+    + [f"p.{name} AS plane_{name}" for name in Plane.model_fields]
+)  # fmt: skip
 
 # Scheduled departure hour in the origin airport's time zone, converted to naive UTC.
 # ICU ships inside the duckdb wheel; unknown airports fall back to New York time.
@@ -41,6 +49,82 @@ _ALL_TABLES = (
     "flights", "airlines", "airports", "planes", "weather", "id_counters", "demo_data_loads",
     "schema_migrations", "idempotency_keys",
 )  # fmt: skip
+
+# The search filters of GET /api/v1/flights, shared by the page and the count statements. A
+# NULL parameter disables its clause; dates inclusive; cancelled = no departure time.
+_FLIGHT_FILTERS = """
+    ($origin IS NULL OR origin = $origin)
+    AND ($dest IS NULL OR dest = $dest)
+    AND ($carrier IS NULL OR carrier = $carrier)
+    AND ($date_from IS NULL OR make_date(year, month, day) >= $date_from)
+    AND ($date_to IS NULL OR make_date(year, month, day) <= $date_to)
+    AND ($min_dep_delay IS NULL OR dep_delay >= $min_dep_delay)
+    AND ($min_arr_delay IS NULL OR arr_delay >= $min_arr_delay)
+    AND ($cancelled IS NULL OR (dep_time IS NULL) = $cancelled)
+    AND ($hour IS NULL OR hour = $hour)
+"""
+
+# A NULL sort value (a cancelled flight has no delays, a created one may lack a distance) is
+# replaced by $nulls: +NULLS_LAST when the search is ascending, -NULLS_LAST when descending
+# (bound by the search's order, also when its previous page runs the opposite order), so
+# NULLs come last in both orders and the keyset comparison never meets a NULL.
+NULLS_LAST = 10**9
+# The sort columns of GET /api/v1/flights (`sort=`): name -> SQL of the leading sort value (a
+# column that may be NULL is coalesced with $nulls), or None for "date". Every sort then
+# continues by scheduled departure and id, so the order is total and a page cursor is that
+# key of the page's last row.
+FLIGHT_SORTS: MappingProxyType[str, str | None] = MappingProxyType(
+    {
+        "date": None,
+        "carrier": "carrier",
+        "flight": "flight",
+        "origin": "origin",
+        "dest": "dest",
+        "dep_delay": "coalesce(dep_delay, $nulls)",
+        "arr_delay": "coalesce(arr_delay, $nulls)",
+        "air_time": "coalesce(air_time, $nulls)",
+        "distance": "coalesce(distance, $nulls)",
+    }
+)
+# The tie-breakers after the sort value: the scheduled departure, then the id.
+FLIGHT_SORT_TAIL = ("year", "month", "day", "sched_dep_time", "id")
+
+
+def _flight_list_name(sort: str, order: str) -> str:
+    return "flight_list" if (sort, order) == ("date", "asc") else f"flight_list_{sort}_{order}"
+
+
+def flight_list_name(sort: str, order: str) -> str:
+    """The named query of one page of the search sorted by `sort` in `order` (asc|desc)."""
+    if sort not in FLIGHT_SORTS or order not in ("asc", "desc"):
+        raise ValueError(f"no search sorted by {sort!r} {order!r}")
+    return _flight_list_name(sort, order)
+
+
+def _flight_list_sql(sort: str, order: str) -> str:
+    # Keyset pagination: rows strictly after the key of the previous page's last row, in
+    # this order (a row comparison, all columns in one direction), so a deep page costs what
+    # the first does (no OFFSET). $after_id NULL = the first page.
+    lead = FLIGHT_SORTS[sort]
+    columns = ([lead] if lead else []) + list(FLIGHT_SORT_TAIL)
+    params = (["$after_value"] if lead else []) + [f"$after_{c}" for c in FLIGHT_SORT_TAIL]
+    compare = ">" if order == "asc" else "<"
+    direction = " DESC" if order == "desc" else ""
+    order_by = ", ".join(c + direction for c in columns)
+    # The page is chosen from the raw columns and only its rows are formatted (time_hour's
+    # strftime in FLIGHT_COLUMNS): formatting in the same SELECT as the ORDER BY ... LIMIT
+    # made DuckDB format every matching row before the Top-N (docs/performance.md, "Data
+    # that grows"). The outer ORDER BY restores the page's order (a subquery's is not kept).
+    # nosec B608: built from this module's constants only; every value is a $parameter.
+    return f"""
+            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
+            WHERE {_FLIGHT_FILTERS}
+              AND ($after_id IS NULL
+                   OR ({", ".join(columns)}) {compare} ({", ".join(params)}))
+            ORDER BY {order_by}
+            LIMIT $limit) AS page
+            ORDER BY {order_by}"""  # nosec B608
+
 
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
     {
@@ -177,27 +261,24 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         # --- flights -----------------------------------------------------------------------
         # (nosec B608 below: the f-strings interpolate this module's constants, never input;
         # every value is a bound $parameter.)
-        "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
-        # One statement for every filter combination: a NULL parameter disables its clause.
-        # Keyset pagination: rows strictly after the (year, month, day, sched_dep_time, id)
-        # of the previous page's last row. The page is chosen from the raw columns and only
-        # its rows are formatted (time_hour's strftime): formatting in the same SELECT as the
-        # ORDER BY ... LIMIT made DuckDB format every matching row before the Top-N
-        # (docs/performance.md, "Data that grows").
-        "flight_list": f"""
-            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
-            WHERE ($origin IS NULL OR origin = $origin)
-              AND ($dest IS NULL OR dest = $dest)
-              AND ($carrier IS NULL OR carrier = $carrier)
-              AND ($date_from IS NULL OR make_date(year, month, day) >= $date_from)
-              AND ($date_to IS NULL OR make_date(year, month, day) <= $date_to)
-              AND ($min_dep_delay IS NULL OR dep_delay >= $min_dep_delay)
-              AND ($after_id IS NULL
-                   OR (year, month, day, sched_dep_time, id)
-                      > ($after_year, $after_month, $after_day, $after_sched_dep_time, $after_id))
-            ORDER BY year, month, day, sched_dep_time, id
-            LIMIT $limit) AS page
-            ORDER BY year, month, day, sched_dep_time, id""",  # nosec B608
+        # Search (GET /api/v1/flights): one statement per sort column and order, see
+        # FLIGHT_SORTS below ("flight_list" is the default, by date ascending).
+        **{
+            _flight_list_name(sort, order): _flight_list_sql(sort, order)
+            for sort in FLIGHT_SORTS
+            for order in ("asc", "desc")
+        },
+        # The number of flights matching the search filters (the same WHERE as the lists).
+        "flight_count": f"SELECT count(*) FROM flights WHERE {_FLIGHT_FILTERS}",  # nosec B608
+        # A flight by id, with the names of its airports and its aircraft (the detail page);
+        # LEFT JOINs: several real destinations are absent from airports, many tails from
+        # planes. The filter on the primary key runs first, so the joins see one row.
+        "flight_get": f"""
+            SELECT f.*, {DETAIL_COLUMNS}
+            FROM (SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id) AS f
+            LEFT JOIN airports AS o ON o.faa = f.origin
+            LEFT JOIN airports AS d ON d.faa = f.dest
+            LEFT JOIN planes AS p ON p.tailnum = f.tailnum""",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """

@@ -6,50 +6,95 @@ import base64
 import binascii
 import datetime as dt
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import duckdb
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from pydantic import ValidationError
 
 from api import idempotency
 from api.db.database import retry_on_conflict, run_query, transaction
-from api.dependencies import Cursor, FlightIds, GroupWrites, get_database
+from api.db.queries import FLIGHT_SORT_TAIL, FLIGHT_SORTS, NULLS_LAST, flight_list_name
+from api.dependencies import Cursor, FlightIds, GroupWrites, Results, get_database
 from api.http_semantics import JsonBodyRoute
 from api.idempotency import IdempotencyKeyHeader
-from api.problems import FieldError, ValidationProblem
+from api.problems import FieldError, ValidationProblem, field_errors
 from api.schemas import (
     MAX_BIGINT,
     MAX_DELAY_MINUTES,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     AirportFilter,
+    AirportRef,
     CarrierFilter,
     Flight,
     FlightCreate,
+    FlightDetail,
     FlightPage,
     FlightPatch,
     IsoDate,
+    Plane,
 )
 
 # JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
 router = APIRouter(prefix="/api/v1/flights", tags=["flights"], route_class=JsonBodyRoute)
 
 INPUT_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-_SORT_KEY = ("year", "month", "day", "sched_dep_time", "id")
-# A real cursor (five integers) is ~40-90 characters of urlsafe base64; longer is not ours.
-MAX_CURSOR_CHARS = 128
+# A real cursor (sort, order, direction and up to six key values) is ~50-110 characters of
+# urlsafe base64; longer is not ours.
+MAX_CURSOR_CHARS = 160
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+# Longest text sort value (a carrier, origin or destination code).
+MAX_CURSOR_TEXT = 10
+SortName = Literal[
+    "date", "carrier", "flight", "origin", "dest", "dep_delay", "arr_delay", "air_time",
+    "distance",
+]  # fmt: skip
+SortOrder = Literal["asc", "desc"]
+# A cursor points to the page after ("next") or before ("prev") the row of its key.
+Direction = Literal["next", "prev"]
+# The sorts whose leading key value is text (a code); the others' are integers.
+_TEXT_SORTS = frozenset({"carrier", "origin", "dest"})
 
 
-def encode_cursor(row: dict[str, Any]) -> str:
-    """Opaque page cursor: urlsafe base64 (unpadded) of the row's sort key as a JSON list."""
-    key = json.dumps([row[name] for name in _SORT_KEY], separators=(",", ":"))
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+def _key_names(sort: str) -> tuple[str, ...]:
+    return (("value",) if FLIGHT_SORTS[sort] else ()) + FLIGHT_SORT_TAIL
 
 
-def decode_cursor(cursor: str) -> dict[str, int]:
-    """The sort key inside a cursor; raises `ValidationProblem` (field "cursor") if malformed."""
+def _sort_value(row: dict[str, Any], sort: str, order: str) -> Any:
+    value = row[sort]
+    if value is None:  # as the SQL's coalesce (api/db/queries.py)
+        return NULLS_LAST if order == "asc" else -NULLS_LAST
+    return value
+
+
+def encode_cursor(row: dict[str, Any], sort: str, order: str, direction: Direction) -> str:
+    """Opaque page cursor: urlsafe base64 (unpadded) of the JSON list [sort, order,
+    direction, *key], the key being the row's sort value (unless sorted by date) then its
+    (year, month, day, sched_dep_time, id)."""
+    lead = [_sort_value(row, sort, order)] if FLIGHT_SORTS[sort] else []
+    key = [sort, order, direction, *lead, *(row[name] for name in FLIGHT_SORT_TAIL)]
+    text = json.dumps(key, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _key_value_ok(value: object) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_CURSOR_TEXT
+    # beyond BIGINT DuckDB cannot bind the value (it answered 500 before this check)
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -MAX_BIGINT <= value <= MAX_BIGINT
+    )
+
+
+def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Direction, dict[str, Any]]:
+    """The direction and sort key inside a cursor made for this `sort` and `order`.
+
+    Raises `ValidationProblem` (field "cursor") if it is malformed, or was made for another
+    sort or order (its key means nothing there)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         # orjson: nesting is bounded (the stdlib decoder raised RecursionError on a cursor of
@@ -59,23 +104,87 @@ def decode_cursor(cursor: str) -> dict[str, int]:
         key = None
     if (
         not isinstance(key, list)
-        or len(key) != len(_SORT_KEY)
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in key)
-        # beyond BIGINT DuckDB cannot bind the value (it answered 500 before this check)
-        or not all(-MAX_BIGINT <= v <= MAX_BIGINT for v in key)
+        or len(key) < 3
+        or key[0] not in FLIGHT_SORTS
+        or key[1] not in ("asc", "desc")
+        or key[2] not in ("next", "prev")
+        or len(key) != 3 + len(_key_names(key[0]))
+        or not all(_key_value_ok(v) for v in key[3:])
+        # the text sorts carry a text value, every other key value is an integer
+        or (key[0] in _TEXT_SORTS and not isinstance(key[3], str))
+        or not all(isinstance(v, int) for v in key[4 if key[0] in _TEXT_SORTS else 3 :])
     ):
         raise ValidationProblem([{"field": "cursor", "message": "malformed cursor"}])
-    return dict(zip(_SORT_KEY, key, strict=True))
+    if (key[0], key[1]) != (sort, order):
+        raise ValidationProblem(
+            [
+                {
+                    "field": "cursor",
+                    "message": f"this cursor belongs to sort={key[0]}&order={key[1]}, not "
+                    f"sort={sort}&order={order}; start again from the first page",
+                }
+            ]
+        )
+    return key[2], dict(zip(_key_names(sort), key[3:], strict=True))
 
 
-def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+def _nullable(sort: str) -> bool:
+    return "$nulls" in (FLIGHT_SORTS[sort] or "")
+
+
+# A write's JSON body, validated by `validated_body` (not by FastAPI) so that the schema's
+# field errors and the rules that need the database are reported in one 422. The OpenAPI
+# document still names FlightCreate / FlightPatch (api/openapi.py).
+RawBody = Annotated[dict[str, Any], Body()]
+M = TypeVar("M", FlightCreate, FlightPatch)
+
+
+def validated_body(
+    db: duckdb.DuckDBPyConnection, model: type[M], raw: dict[str, Any], flight_id: int | None = None
+) -> M:
+    """`raw` as a `model` (FlightCreate or FlightPatch). When some fields break the schema,
+    raises `ValidationProblem` with those errors AND the failures of `check_flight` over the
+    fields that are valid (merged with the stored flight `flight_id` for a PATCH), so a client
+    learns every invalid field at once. A body the schema accepts is returned for the route's
+    own `check_flight` (which needs the write's transaction for a PATCH)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors())
+    bad = {error["field"] for error in errors}
+    try:
+        # Every field is optional in FlightPatch: this keeps (validated) what passed.
+        valid = FlightPatch.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        raise ValidationProblem(errors) from None
+    record = valid.model_dump(include=valid.model_fields_set)
+    if flight_id is not None:
+        if not 1 <= flight_id <= MAX_BIGINT:
+            raise ValidationProblem(errors)
+        stored = run_query(db, "flight_get", {"id": flight_id}).first()
+        if stored is None:  # the 422 first, as for a body FastAPI refuses
+            raise ValidationProblem(errors)
+        record = {name: stored[name] for name in INPUT_FIELDS} | record
+    try:
+        check_flight(db, record, skip=bad)
+    except ValidationProblem as rules:
+        errors += rules.errors
+    raise ValidationProblem(errors)
+
+
+def check_flight(
+    db: duckdb.DuckDBPyConnection,
+    record: dict[str, Any],
+    skip: frozenset[str] | set[str] = frozenset(),
+) -> None:
     """Rules over the whole (merged) record: required fields present, a real date, a known
     carrier (airlines table), an origin that flights leave from. Raises `ValidationProblem`
-    listing every failure; returns None when the record is valid."""
+    listing every failure; returns None when the record is valid. Fields in `skip` already
+    failed the schema: not reported again (a missing one is not "required" a second time)."""
     errors: list[FieldError] = [
         {"field": name, "message": f"{name} is required and must not be null"}
         for name in REQUIRED_FIELDS
-        if record.get(name) is None
+        if record.get(name) is None and name not in skip
     ]
     year, month, day = record.get("year"), record.get("month"), record.get("day")
     if year is not None and month is not None and day is not None:
@@ -101,6 +210,7 @@ def check_flight(db: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
                 f"({', '.join(origins)})",
             }
         )
+    errors = [error for error in errors if error["field"] not in skip]
     if errors:
         raise ValidationProblem(errors)
 
@@ -122,52 +232,116 @@ def _get_flight(db: duckdb.DuckDBPyConnection, flight_id: int) -> dict[str, Any]
     return row
 
 
+DelayFilter = Annotated[
+    int | None, Query(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes")
+]
+
+
 @router.get("", response_model=FlightPage)
 def list_flights(
     db: Cursor,
+    results: Results,
     origin: AirportFilter = None,
     dest: AirportFilter = None,
     carrier: CarrierFilter = None,
     date_from: IsoDate | None = None,
     date_to: IsoDate | None = None,
-    min_dep_delay: Annotated[
-        int | None, Query(ge=-MAX_DELAY_MINUTES, le=MAX_DELAY_MINUTES, description="minutes")
+    min_dep_delay: DelayFilter = None,
+    min_arr_delay: DelayFilter = None,
+    cancelled: Annotated[
+        bool | None,
+        Query(description="true: only cancelled flights (no departure time); false: none"),
     ] = None,
+    hour: Annotated[
+        int | None, Query(ge=0, le=23, description="scheduled departure hour (local)")
+    ] = None,
+    sort: Annotated[
+        SortName,
+        Query(description="sort column; ties by scheduled departure then id; NULLs last"),
+    ] = "date",
+    order: SortOrder = "asc",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None,
         Query(
-            description="next_cursor of the previous page (opaque)",
+            description="next_cursor or prev_cursor of a page of this sort and order (opaque)",
             max_length=MAX_CURSOR_CHARS,
             pattern=CURSOR_PATTERN,
         ),
     ] = None,
 ) -> dict[str, Any]:
-    """Flights ordered by scheduled departure (year, month, day, sched_dep_time, id).
+    """Flights matching the filters, sorted by `sort` in `order`, one page at a time.
 
     Filters are optional and combine with AND; dates inclusive. Returns at most `limit`
-    rows and `next_cursor` (null on the last page). 422 for a malformed cursor.
+    rows, `total` (how many flights match the filters, all pages), `next_cursor` (null on the
+    last page) and `prev_cursor` (null on the first page). Keyset pagination: every page, deep
+    or not, costs one scan. 422 for a malformed cursor or one of another sort or order.
     """
-    after = decode_cursor(cursor) if cursor else dict.fromkeys(_SORT_KEY)
-    params = {
+    filters = {
         "origin": origin,
         "dest": dest,
         "carrier": carrier,
         "date_from": date_from,
         "date_to": date_to,
         "min_dep_delay": min_dep_delay,
-        "limit": limit + 1,  # one extra row tells whether another page exists
-        **{f"after_{name}": value for name, value in after.items()},
+        "min_arr_delay": min_arr_delay,
+        "cancelled": cancelled,
+        "hour": hour,
     }
-    rows = run_query(db, "flight_list", params).dicts()
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    direction, after = decode_cursor(cursor, sort, order) if cursor else ("next", {})
+    # The count does not depend on the page: reused until the next write (api/db/cache.py),
+    # so paging through a search runs it once.
+    total = results.run(db, "flight_count", filters).scalar()
+
+    def page(page_order: str, key: dict[str, Any]) -> list[dict[str, Any]]:
+        params = {
+            **filters,
+            "limit": limit + 1,  # one extra row tells whether another page exists
+            # NULLs last in this search's order, whichever order the statement runs
+            **({"nulls": NULLS_LAST if order == "asc" else -NULLS_LAST} if _nullable(sort) else {}),
+            **{f"after_{name}": key.get(name) for name in _key_names(sort)},
+        }
+        return run_query(db, flight_list_name(sort, page_order), params).dicts()
+
+    if direction == "prev":
+        # The page before a row = the rows after it in the opposite order, reversed.
+        rows = page("desc" if order == "asc" else "asc", after)
+        if len(rows) > limit:
+            items = rows[:limit][::-1]
+            return {
+                "items": items,
+                "total": total,
+                "next_cursor": encode_cursor(items[-1], sort, order, "next"),
+                "prev_cursor": encode_cursor(items[0], sort, order, "prev"),
+            }
+        # Reached the start: answer the first page itself, full and with the first page's
+        # cursors (a short page here would shift every page after it).
+        after = {}
+    rows = page(order, after)
+    items = rows[:limit]
+    return {
+        "items": items,
+        "total": total,
+        "next_cursor": encode_cursor(items[-1], sort, order, "next") if len(rows) > limit else None,
+        "prev_cursor": encode_cursor(items[0], sort, order, "prev") if after and items else None,
+    }
 
 
-@router.get("/{flight_id}", response_model=Flight)
+@router.get("/{flight_id}", response_model=FlightDetail)
 def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
-    """One flight by id; 404 when there is none."""
-    return _get_flight(db, flight_id)
+    """One flight by id with the names (and time zones) of its airports and its aircraft,
+    each null when the reference tables do not know it; 404 when there is no such flight."""
+    row = _get_flight(db, flight_id)
+    flight = {name: value for name, value in row.items() if name in Flight.model_fields}
+    # The joined columns of "flight_get" (api/db/queries.py DETAIL_COLUMNS).
+    for end in ("origin", "dest"):
+        airport = {name: row[f"{end}_{name}"] for name in AirportRef.model_fields}
+        # An airport without a row in airports has no name (name is NOT NULL there).
+        flight[f"{end}_airport"] = None if airport["name"] is None else airport
+    plane = {name: row[f"plane_{name}"] for name in Plane.model_fields}
+    # A tail number in planes with every field unknown is as good as none.
+    flight["plane"] = plane if any(v is not None for v in plane.values()) else None
+    return flight
 
 
 @router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
@@ -176,7 +350,7 @@ def create_flight(
     db: Cursor,
     ids: FlightIds,
     writes: GroupWrites,
-    body: FlightCreate,
+    raw: RawBody,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
@@ -187,6 +361,7 @@ def create_flight(
     that no concurrent create conflicts with, committed in a group (api/db/batch.py). With an
     `Idempotency-Key` a repeat gets the first answer again (api/idempotency.py).
     """
+    body = validated_body(db, FlightCreate, raw)
     with idempotency.claim(request, db, idempotency_key, body.model_dump()) as claim:
         if claim.replay is not None:
             return claim.replay
@@ -212,7 +387,7 @@ def patch_flight(
     request: Request,
     db: Cursor,
     flight_id: int,
-    body: FlightPatch,
+    raw: RawBody,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Apply the fields sent to a stored flight; the merged record must be valid.
@@ -222,6 +397,7 @@ def patch_flight(
     a later re-read that could show another writer's values. With an `Idempotency-Key` the
     key and this answer are stored in the same transaction; a repeat gets it again.
     """
+    body = validated_body(db, FlightPatch, raw, flight_id=flight_id)
     changes = body.model_dump(include=body.model_fields_set)
     with idempotency.claim(request, db, idempotency_key, changes) as claim:
         if claim.replay is not None:

@@ -14,7 +14,16 @@ from flask_wtf.csrf import CSRFError
 
 from web.backend_client import BackendError, BackendValidationError, Flight, FlightPage
 from web.deployment import refused_for_plain_http
-from web.forms import DeleteForm, FlightForm, SearchForm, apply_backend_errors, options
+from web.flight_times import departure_times
+from web.forms import (
+    ORDERS,
+    SORTS,
+    DeleteForm,
+    FlightForm,
+    SearchForm,
+    apply_backend_errors,
+    options,
+)
 from web.views import backend
 
 bp = Blueprint("flights", __name__, url_prefix="/flights")
@@ -44,7 +53,8 @@ def _set_choices(form: FlightForm) -> None:
 
 @bp.get("")
 def search() -> ResponseReturnValue:
-    """Search form plus one page of results. ``cursor`` in the query string selects the page."""
+    """Search form plus one page of results. ``cursor`` in the query string selects the page;
+    ``sort`` and ``order`` the order (column header links and the form's Sort by)."""
     client = backend()
     form = SearchForm(request.args)
     origins = client.airports("origin")
@@ -64,7 +74,8 @@ def search() -> ResponseReturnValue:
             unmatched = apply_backend_errors(form, exc.errors)
             if any(e.field == "cursor" for e in exc.errors):
                 messages.append(
-                    "That page link is no longer valid. Start again from the first page."
+                    "That page link is no longer valid (or belongs to another sort order). "
+                    "Start again from the first page."
                 )
             messages.extend(m for m in unmatched if not m.startswith("cursor"))
             if not messages:
@@ -74,19 +85,54 @@ def search() -> ResponseReturnValue:
 
     # Any: url_for's own keyword arguments (_external, ...) are not strings.
     filters: dict[str, Any] = form.query_args()
-    next_url = None
-    if page and page.next_cursor:
-        next_url = url_for("flights.search", cursor=page.next_cursor, **filters)
+
+    def page_url(page_cursor: str | None) -> str:
+        return url_for("flights.search", cursor=page_cursor, **filters)
+
     return render_template(
         "flights/search.html",
         form=form,
         page=page,
         messages=messages,
         names={a.carrier: a.name for a in airlines},
-        first_url=url_for("flights.search", **filters),
-        next_url=next_url,
-        on_first_page=cursor is None,
+        first_url=page_url(None),
+        next_url=page_url(page.next_cursor) if page and page.next_cursor else None,
+        prev_url=page_url(page.prev_cursor) if page and page.prev_cursor else None,
+        # A Previous page link can lead back to the first page itself (no prev_cursor).
+        on_first_page=cursor is None or bool(page and page.items and not page.prev_cursor),
+        sort_headers=_sort_headers(form, filters),
+        sort_caption=_sort_caption(form),
     )
+
+
+def _sort_caption(form: SearchForm) -> str:
+    """The order of the results in words, e.g. "arrival delay, descending"."""
+    label = SORTS.get(form.sort.data or "", SORTS["date"])[0]
+    return f"{label.lower()}, {ORDERS.get(form.order.data or '', 'Ascending').lower()}"
+
+
+def _sort_headers(form: SearchForm, filters: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per sortable column: the header link (first page, that column's sort) and its
+    ``aria-sort`` (``ascending``/``descending`` on the sorted column, else none)."""
+    sort = form.sort.data if form.sort.data in SORTS else "date"
+    order = form.order.data if form.order.data in ("asc", "desc") else "asc"
+    headers = {}
+    for name, (label, first_order) in SORTS.items():
+        # The sorted column's link reverses it; another column's starts in its own order.
+        link_order = ("desc" if order == "asc" else "asc") if name == sort else first_order
+        args = {**filters, "sort": name, "order": link_order}
+        if name == "date":
+            args.pop("sort")
+        if link_order == "asc":
+            args.pop("order")
+        headers[name] = {
+            "url": url_for("flights.search", **args),
+            "aria_sort": (
+                {"asc": "ascending", "desc": "descending"}[order] if name == sort else ""
+            ),
+            "hint": f"sort by {label.lower()}, {ORDERS[link_order].lower()}",
+        }
+    return headers
 
 
 @bp.get("/<int:flight_id>")
@@ -94,7 +140,10 @@ def detail(flight_id: int) -> ResponseReturnValue:
     """All fields of one flight with Edit and Delete buttons; 404 page for an unknown id."""
     flight = backend().get_flight(flight_id)
     return render_template(
-        "flights/detail.html", flight=flight, carrier_name=_airline_names().get(flight.carrier)
+        "flights/detail.html",
+        flight=flight,
+        carrier_name=_airline_names().get(flight.carrier),
+        times=departure_times(flight),
     )
 
 
