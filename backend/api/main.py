@@ -54,6 +54,7 @@ from api.openapi import openapi_schema
 from api.problems import install_problem_handlers
 from api.routes import flights, health, reference, stats
 from api.routes import metrics as metrics_route
+from api.schemas import DEFAULT_YEARS, YearRange
 from api.settings import Settings, get_settings
 
 logger = structlog.get_logger(__name__)
@@ -120,6 +121,15 @@ def open_database(
     return database
 
 
+def data_years(database: Database) -> YearRange:
+    """The years the flights table holds (min..max of flights.year), or `DEFAULT_YEARS` while
+    it is empty. Read once at start-up: writes outside the range are refused, so only a
+    delete could narrow it, and a wider range than the data's stays harmless."""
+    with database.session() as cursor:
+        first, last = run_query(cursor, "flight_years").rows[0]
+    return DEFAULT_YEARS if first is None else YearRange(first, last)
+
+
 def _give_up(settings: Settings, code: int, reason: str, detail: str | None) -> None:
     exits.report_fatal(
         "database.open_failed",
@@ -163,7 +173,8 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
         return
     lifecycle.enter(Phase.CHECKING_DATA)
     lifecycle.data_check.run(database)  # a corrupt data block shows in /readyz from now on
-    lifecycle.ready(database, Heartbeat(database, settings.readiness_timeout_seconds).start())
+    heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
+    lifecycle.ready(database, heartbeat, data_years(database))
     logger.info("database.ready", path=str(settings.database_path))
 
 

@@ -108,14 +108,20 @@ def _flight_list_sql(sort: str, order: str) -> str:
     params = (["$after_value"] if lead else []) + [f"$after_{c}" for c in FLIGHT_SORT_TAIL]
     compare = ">" if order == "asc" else "<"
     direction = " DESC" if order == "desc" else ""
+    order_by = ", ".join(c + direction for c in columns)
+    # The page is chosen from the raw columns and only its rows are formatted (time_hour's
+    # strftime in FLIGHT_COLUMNS): formatting in the same SELECT as the ORDER BY ... LIMIT
+    # made DuckDB format every matching row before the Top-N (docs/performance.md, "Data
+    # that grows"). The outer ORDER BY restores the page's order (a subquery's is not kept).
     # nosec B608: built from this module's constants only; every value is a $parameter.
     return f"""
-            SELECT {FLIGHT_COLUMNS} FROM flights
+            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
             WHERE {_FLIGHT_FILTERS}
               AND ($after_id IS NULL
                    OR ({", ".join(columns)}) {compare} ({", ".join(params)}))
-            ORDER BY {", ".join(c + direction for c in columns)}
-            LIMIT $limit"""  # nosec B608
+            ORDER BY {order_by}
+            LIMIT $limit) AS page
+            ORDER BY {order_by}"""  # nosec B608
 
 
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
@@ -203,6 +209,48 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    distance, hour, minute, CAST(time_hour AS TIMESTAMP)
             FROM read_csv($path, header = true, nullstr = 'NA',
                 columns = {_FLIGHTS_CSV_COLUMNS})""",  # nosec B608
+        # Demo data that grows (`make demo-data SCALE=N`, api/db/demo_data.py): the loaded
+        # 2013 flights again for each of $years more years, dates shifted by whole years
+        # (2013 has no 29 February, so every date exists), ids offset by $stride per year, the
+        # delays perturbed by -5..+5 minutes (a hash of id and year: the same on every run),
+        # dep_time/arr_time moved by the same minutes, time_hour recomputed in the origin's
+        # time zone like the API computes it. Inserted in year order, so zone maps stay sharp.
+        "demo_scale_flights": """
+            INSERT INTO flights
+            WITH shifted AS (
+                SELECT f.*, y.k,
+                    CASE WHEN f.dep_delay IS NULL THEN 0
+                         ELSE CAST(hash(f.id, y.k) % 11 AS INTEGER) - 5 END AS d
+                FROM flights AS f CROSS JOIN range(1, $years + 1) AS y(k)
+                WHERE f.year = $base_year
+            )
+            SELECT s.id + s.k * $stride, s.year + s.k, s.month, s.day,
+                CASE WHEN s.dep_time IS NOT NULL THEN
+                    (((s.dep_time // 100) * 60 + s.dep_time % 100 + s.d) % 1440 + 1440) % 1440
+                    // 60 * 100
+                    + (((s.dep_time // 100) * 60 + s.dep_time % 100 + s.d) % 1440 + 1440) % 60
+                END,
+                s.sched_dep_time, s.dep_delay + s.d,
+                CASE WHEN s.arr_time IS NOT NULL THEN
+                    (((s.arr_time // 100) * 60 + s.arr_time % 100 + s.d) % 1440 + 1440) % 1440
+                    // 60 * 100
+                    + (((s.arr_time // 100) * 60 + s.arr_time % 100 + s.d) % 1440 + 1440) % 60
+                END,
+                s.sched_arr_time, s.arr_delay + s.d, s.carrier, s.flight, s.tailnum, s.origin,
+                s.dest, s.air_time, s.distance, s.hour, s.minute,
+                timezone('UTC', make_timestamptz(s.year + s.k, s.month, s.day, s.hour, 0, 0.0,
+                    coalesce(a.tzone, 'America/New_York')))
+            FROM shifted AS s LEFT JOIN airports AS a ON a.faa = s.origin
+            ORDER BY s.k, s.id""",
+        # The weather of those years: the 2013 observations with the same shift (UTC hours).
+        "demo_scale_weather": """
+            INSERT INTO weather
+            SELECT w.origin, w.year + y.k, w.month, w.day, w.hour, w.temp, w.dewp, w.humid,
+                   w.wind_dir, w.wind_speed, w.wind_gust, w.precip, w.pressure, w.visib,
+                   w.time_hour + to_years(CAST(y.k AS INTEGER))
+            FROM weather AS w CROSS JOIN range(1, $years + 1) AS y(k)
+            WHERE w.year = $base_year
+            ORDER BY y.k, w.time_hour""",
         "demo_record_load": "INSERT INTO demo_data_loads (flights) SELECT count(*) FROM flights",
         "demo_loads_count": "SELECT count(*) FROM demo_data_loads",
         "demo_reset_flight_id_counter": """
@@ -276,6 +324,9 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    EXISTS (SELECT 1 FROM flights WHERE origin = $origin) AS origin_known""",
         # Full scan: only for the message of a failed origin check.
         "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
+        # The years the data holds: a write's accepted range (read once when the database
+        # opens, api/main.py); NULLs while flights is empty.
+        "flight_years": "SELECT min(year), max(year) FROM flights",
         # --- statistics --------------------------------------------------------------------
         "stats_carriers": """
             SELECT f.carrier, a.name,
