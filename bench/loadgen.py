@@ -5,8 +5,12 @@ window; every request has connect/network timeouts, so a hung server fails reque
 of hanging the run. Prints one JSON object: requests, failures, rps, p50/p95/p99 (ms, exact,
 from every response time of the window rather than Locust's rounded buckets).
 
+`--writes-per-second R --write-url <backend>` adds a writer beside the users: R flight creates
+per second (POST /api/v1/flights) for the whole run, so the measured reads see the data
+change; their count and failures are reported as `writes`/`write_failures` (not in rps).
+
     .venv/bin/python bench/loadgen.py --host http://127.0.0.1:12016 --path / \
-        --users 20 --warmup 3 --duration 15
+        --users 20 --warmup 3 --duration 15 [--max-id 10103280]
 """
 
 from __future__ import annotations
@@ -17,12 +21,22 @@ import os
 import random
 import statistics
 import time
+import urllib.request
 
 import gevent
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
-FLIGHT_IDS = 336_776  # the demo rows: ids 1..336776
+FLIGHT_IDS = 336_776  # the demo rows: ids 1..336776 (x SCALE years: --max-id)
+# One valid new flight (api/schemas.py FlightCreate), dated inside the data's first year.
+NEW_FLIGHT = json.dumps(
+    {
+        "year": 2013, "month": 7, "day": 14, "sched_dep_time": 900, "dep_time": 905,
+        "dep_delay": 5, "sched_arr_time": 1200, "arr_time": 1158, "arr_delay": -2,
+        "carrier": "UA", "flight": 1234, "tailnum": "N14228", "origin": "JFK", "dest": "LAX",
+        "air_time": 330, "distance": 2475,
+    }
+).encode()  # fmt: skip
 HEADERS = {"User-Agent": "flights-bench/1.0", "baggage": "synthetic_request=true"}
 # The backend refuses /api/v1 without the shared key (bench/run.py passes it).
 if os.environ.get("BACKEND_API_KEY"):
@@ -45,8 +59,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--max-id", type=int, default=FLIGHT_IDS, help="ids are 1..max-id")
+    parser.add_argument("--writes-per-second", type=float, default=0.0)
+    parser.add_argument("--write-url", default="", help="the backend that takes the writes")
     args = parser.parse_args()
     path_template: str = args.path
+    max_id: int = args.max_id
 
     class BenchUser(FastHttpUser):
         host = args.host
@@ -56,7 +74,7 @@ def main() -> None:
 
         @task
         def hit(self) -> None:
-            path = path_template.replace("{id}", str(random.randint(1, FLIGHT_IDS)))
+            path = path_template.replace("{id}", str(random.randint(1, max_id)))
             with self.client.get(
                 path, headers=HEADERS, name=path_template, catch_response=True
             ) as response:
@@ -77,7 +95,28 @@ def main() -> None:
             failures[0] += 1
 
     env.events.request.add_listener(on_request)
+    writes = {"ok": 0, "failed": 0}
+
+    def writer() -> None:
+        # urllib on gevent's patched sockets (locust patches on import): cooperative.
+        while True:
+            started = time.monotonic()
+            request = urllib.request.Request(
+                args.write_url + "/api/v1/flights",
+                data=NEW_FLIGHT,
+                headers={**HEADERS, "Content-Type": "application/json"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    writes["ok" if answer.status == 201 else "failed"] += 1
+            except OSError:
+                writes["failed"] += 1
+            gevent.sleep(max(0.0, 1 / args.writes_per_second - (time.monotonic() - started)))
+
     runner = env.create_local_runner()
+    if args.writes_per_second > 0:
+        gevent.spawn(writer)
     runner.start(args.users, spawn_rate=args.users)
     gevent.sleep(args.warmup)
     window["on"] = True
@@ -101,6 +140,8 @@ def main() -> None:
                 "p50_ms": percentile(times, 0.50),
                 "p95_ms": percentile(times, 0.95),
                 "p99_ms": percentile(times, 0.99),
+                "writes": writes["ok"],
+                "write_failures": writes["failed"],
             }
         )
     )

@@ -7,18 +7,28 @@ What it does (docs/performance.md explains the figures):
 2. Raw DuckDB: the named queries behind the benchmarked endpoints, in-process with the
    backend's own `Database`/`run_query` (bench/duckdb_raw.py, the backend's interpreter).
 3. The stack with its PRODUCTION servers (uvicorn one process, gunicorn WEB_CONCURRENCY=2),
-   twice over a fresh database copy each time:
+   three times over a fresh database copy each time:
    - telemetry on: OTLP/HTTP export to a receiver running in this process
      (tests/otlp_receiver.py, real protobuf decoding), JSON logs at INFO, metrics;
-   - telemetry off: TELEMETRY_ENABLED=false (the one documented setting).
+   - telemetry off: TELEMETRY_ENABLED=false (the one documented setting);
+   - peer: the backend alone, our telemetry off, served the way most FastAPI users would
+     observe it instead (bench/peer_app.py: zero-code `opentelemetry-instrument` exporting
+     OTLP/HTTP to the same receiver, prometheus-fastapi-instrumentator, uvicorn's access
+     log), from the bench venv (bench/requirements.txt). Frontend scenarios: no peer run.
    For each, every scenario (`SCENARIOS`) runs with BENCH_USERS users (default 20) for a
    warm-up and a measured window (bench/loadgen.py, Locust as a library, own process).
 4. One markdown table (printed, written to reports/bench.md, and into docs/performance.md
-   between the `bench:latest` markers) plus reports/bench.json.
+   between the `bench:latest` markers; with BENCH_SCALE>1 reports/bench-xN.md and the
+   `bench:scale` markers) plus reports/bench.json (bench-xN.json).
 
-Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s), BENCH_DUCKDB_RUNS=50,
-BENCH_MODES=on,off, BENCH_SCENARIOS=<comma list of names>, BENCH_TIMEOUT=900 (s, whole run),
-BENCH_WRITE_DOCS=1 (0: leave docs/performance.md alone), BENCH_LABEL=<text in the report>.
+BENCH_SCALE=N (`make bench SCALE=N`): the database holds N years of flights
+(`load-demo-data --scale N`, 336,776 a year); the template is cached per N.
+
+Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s), BENCH_DUCKDB_RUNS=50 (20 at
+BENCH_SCALE>1),
+BENCH_MODES=on,off,peer, BENCH_SCENARIOS=<comma list of names>, BENCH_SCALE=1,
+BENCH_TIMEOUT=900 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
+docs/performance.md alone), BENCH_LABEL=<text in the report>.
 Every child process is stopped on exit, error, Ctrl-C or the hard timeout.
 """
 
@@ -52,36 +62,57 @@ FRONTEND = ROOT / "frontend"
 REPORTS = ROOT / "reports"
 DOC = ROOT / "docs" / "performance.md"
 PY = ROOT / ".venv" / "bin" / "python"
+BENCH_VENV = ROOT / "bench" / ".venv"  # the peer stack's (scripts/bootstrap.sh bench)
 
 USERS = int(os.environ.get("BENCH_USERS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "15"))
-DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS", "50"))
-MODES = [m.strip() for m in os.environ.get("BENCH_MODES", "on,off").split(",") if m.strip()]
-HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", "900"))
+MODES = [m.strip() for m in os.environ.get("BENCH_MODES", "on,off,peer").split(",") if m.strip()]
+SCALE = int(os.environ.get("BENCH_SCALE") or "1")
+DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS") or ("50" if SCALE == 1 else "20"))
+FLIGHTS_PER_YEAR = 336_776  # ids of year 2013+k are k * 336,776 + 1 .. (k + 1) * 336,776
+MAX_ID = FLIGHTS_PER_YEAR * SCALE
+HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or ("900" if SCALE == 1 else "2100"))
+SUFFIX = "" if SCALE == 1 else f"-x{SCALE}"  # report files of a size run
 WRITE_DOCS = os.environ.get("BENCH_WRITE_DOCS", "1") != "0"
 LABEL = os.environ.get("BENCH_LABEL", "")
 
-# name -> (service, path, the raw DuckDB query it runs or None)
-SCENARIOS: dict[str, tuple[str, str, str | None]] = {
-    "ceiling: frontend /readyz": ("frontend", "/readyz", None),
-    "dashboard /": ("frontend", "/", None),
-    "dashboard /delays": ("frontend", "/delays", None),
-    "api stats/carriers": ("backend", "/api/v1/stats/carriers", "stats_carriers"),
-    "api stats/daily": ("backend", "/api/v1/stats/daily", "stats_daily"),
-    "api stats/hours": ("backend", "/api/v1/stats/hours", "stats_hours"),
-    "api stats/destinations": ("backend", "/api/v1/stats/destinations", "stats_destinations"),
-    "api stats/weather": ("backend", "/api/v1/stats/weather", "stats_weather"),
-    "api flights?origin=JFK&carrier=UA": (
-        "backend",
-        "/api/v1/flights?origin=JFK&carrier=UA",
-        "flight_list",
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load scenario: where, which path, the raw DuckDB label (bench/duckdb_raw.py) of
+    what it runs, and flight creates per second sent beside it (0: reads only).
+    `{page21}` in a path is the cursor of that page (found per stack, api/routes/flights.py)."""
+
+    service: str
+    path: str
+    raw: str | None = None
+    writes_per_second: float = 0.0
+
+
+JFK_UA = "/api/v1/flights?origin=JFK&carrier=UA"
+SCENARIOS: dict[str, Scenario] = {
+    "ceiling: frontend /readyz": Scenario("frontend", "/readyz"),
+    "dashboard /": Scenario("frontend", "/"),
+    "dashboard / + 1 write/s": Scenario("frontend", "/", writes_per_second=1.0),
+    "dashboard /delays": Scenario("frontend", "/delays"),
+    "api stats/carriers": Scenario("backend", "/api/v1/stats/carriers", "stats_carriers"),
+    "api stats/daily": Scenario("backend", "/api/v1/stats/daily", "stats_daily"),
+    "api stats/hours": Scenario("backend", "/api/v1/stats/hours", "stats_hours"),
+    "api stats/destinations": Scenario(
+        "backend", "/api/v1/stats/destinations", "stats_destinations"
     ),
-    "api flights/{id}": ("backend", "/api/v1/flights/{id}", "flight_get"),
+    "api stats/weather": Scenario("backend", "/api/v1/stats/weather", "stats_weather"),
+    "api flights (first page)": Scenario("backend", "/api/v1/flights", "flight_list (no filter)"),
+    "api flights?origin=JFK&carrier=UA": Scenario("backend", JFK_UA, "flight_list"),
+    "api flights?origin=JFK&carrier=UA page 21": Scenario(
+        "backend", JFK_UA + "&cursor={page21}", "flight_list (page 21)"
+    ),
+    "api flights/{id}": Scenario("backend", "/api/v1/flights/{id}", "flight_get"),
 }
 if os.environ.get("BENCH_SCENARIOS"):
     wanted = {s.strip() for s in os.environ["BENCH_SCENARIOS"].split(",")}
-    SCENARIOS = {k: v for k, v in SCENARIOS.items() if k in wanted or v[1] in wanted}
+    SCENARIOS = {k: v for k, v in SCENARIOS.items() if k in wanted or v.path in wanted}
 
 
 class CountingReceiver(OTLPReceiver):
@@ -150,22 +181,25 @@ def machine() -> dict[str, str]:
     }
 
 
+LOAD_DEMO = [str(BACKEND / ".venv/bin/python"), "-m", "api", "load-demo-data"]
+
+
 def template_db() -> Path:
     """The demo database, built once and rebuilt when the backend's code is newer."""
     cache = REPORTS / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
-    template = cache / "demo-template.db"
+    template = cache / f"demo-template{SUFFIX}.db"
     if template.exists():
         newest = max(
             p.stat().st_mtime for p in (BACKEND / "api").rglob("*") if p.suffix in (".py", ".sql")
         )
         if newest <= template.stat().st_mtime:
             return template
-    log("building the demo database template")
+    log(f"building the demo database template ({SCALE} year(s) of flights)")
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "template.db"
         subprocess.run(
-            [str(BACKEND / ".venv/bin/python"), "-m", "api", "load-demo-data"],
+            [*LOAD_DEMO, "--scale", str(SCALE)],
             cwd=BACKEND,
             env={**clean_env(), "DATABASE_PATH": str(target), "LOG_LEVEL": "WARNING"},
             check=True,
@@ -252,16 +286,22 @@ def start_stack(mode: str, db: Path, stack: Stack, receiver: CountingReceiver | 
     if receiver is not None:
         common["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
     backend_port, frontend_port = free_port(), free_port()
+    backend_env = {**common, "DATABASE_PATH": str(db), "PORT": str(backend_port)}
+    argv = [str(BACKEND / ".venv/bin/python"), "-m", "api", "serve"]
+    if mode == "peer":
+        argv, backend_env = peer_backend(backend_env, backend_port)
     stack.procs.append(
         start(
             "backend",
-            [str(BACKEND / ".venv/bin/python"), "-m", "api", "serve"],
+            argv,
             BACKEND,
-            {**common, "DATABASE_PATH": str(db), "PORT": str(backend_port)},
+            backend_env,
             backend_port,
-            REPORTS / f"bench-{mode}-backend.log",
+            REPORTS / f"bench-{mode}{SUFFIX}-backend.log",
         )
     )
+    if mode == "peer":
+        return  # the peer is a backend stack; the frontend scenarios have no peer run
     stack.procs.append(
         start(
             "frontend",
@@ -276,16 +316,60 @@ def start_stack(mode: str, db: Path, stack: Stack, receiver: CountingReceiver | 
                 "WEB_CONCURRENCY": "2",
             },
             frontend_port,
-            REPORTS / f"bench-{mode}-frontend.log",
+            REPORTS / f"bench-{mode}{SUFFIX}-frontend.log",
         )
     )
 
 
-def run_scenario(url: str, path: str) -> dict[str, Any]:
+def peer_backend(env: dict[str, str], port: int) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the peer backend (bench/peer_app.py says what and why).
+
+    Zero-code OpenTelemetry is configured through its documented environment variables
+    (https://opentelemetry.io/docs/zero-code/python/configuration/); uvicorn runs from its
+    command line with its defaults (access log on) and one process, like ours.
+    """
+    peer_env = {
+        **env,
+        "TELEMETRY_ENABLED": "false",  # ours off: only the peer's telemetry runs
+        "OTEL_SERVICE_NAME": "flights-backend-peer",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # the receiver takes traces only; the peer's metrics are Prometheus (instrumentator)
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    argv = [
+        str(BENCH_VENV / "bin/opentelemetry-instrument"), str(BENCH_VENV / "bin/uvicorn"),
+        "peer_app:create", "--factory", "--app-dir", str(ROOT / "bench"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    return argv, peer_env
+
+
+def resolve(path: str, backend_url: str) -> str:
+    """A scenario's path with `{page21}` replaced by the cursor of page 21 of that listing."""
+    if "{page21}" not in path:
+        return path
+    base = path.split("&cursor=")[0]
+    cursor = None
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    for _ in range(20):
+        query = base + (f"&cursor={cursor}" if cursor else "")
+        answer = httpx.get(backend_url + query, headers=headers, timeout=60)
+        answer.raise_for_status()
+        cursor = answer.json()["next_cursor"]
+    return path.replace("{page21}", str(cursor))
+
+
+def run_scenario(url: str, path: str, scenario: Scenario, backend_url: str) -> dict[str, Any]:
     argv = [
         str(PY), str(ROOT / "bench" / "loadgen.py"), "--host", url, "--path", path,
         "--users", str(USERS), "--warmup", str(WARMUP), "--duration", str(DURATION),
+        "--max-id", str(MAX_ID),
     ]  # fmt: skip
+    if scenario.writes_per_second:
+        argv += ["--writes-per-second", str(scenario.writes_per_second)]
+        argv += ["--write-url", backend_url]
     done = subprocess.run(
         argv,
         capture_output=True,
@@ -315,15 +399,17 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 
 def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) -> str:
-    modes = [m for m in ("on", "off") if m in results]
+    modes = [m for m in ("on", "off", "peer") if m in results]
     head = ["scenario"]
     for mode in modes:
         head += [f"rps ({mode})", f"p50 ms ({mode})", f"p95 ms ({mode})", f"fail ({mode})"]
-    if modes == ["on", "off"]:
+    if {"on", "off"} <= set(modes):
         head.append("rps on/off")
+    if {"on", "peer"} <= set(modes):
+        head.append("rps ours/peer")
     head.append("raw DuckDB p50/p95 ms")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, (_, _, query) in SCENARIOS.items():
+    for name, scenario in SCENARIOS.items():
         row = [name]
         for mode in modes:
             r = results[mode].get(name)
@@ -332,10 +418,11 @@ def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) ->
                 if r
                 else ["—"] * 4
             )
-        if modes == ["on", "off"]:
-            on, off = results["on"].get(name), results["off"].get(name)
-            row.append(f"{on['rps'] / off['rps']:.0%}" if on and off and off["rps"] else "—")
-        q = raw.get(query) if query else None
+        for a, b in (("on", "off"), ("on", "peer")):
+            if {a, b} <= set(modes):
+                x, y = results[a].get(name), results[b].get(name)
+                row.append(f"{x['rps'] / y['rps']:.0%}" if x and y and y["rps"] else "—")
+        q = raw.get(scenario.raw) if scenario.raw else None
         row.append(f"{q['p50_ms']:.2f} / {q['p95_ms']:.2f}" if q else "—")
         lines.append("| " + " | ".join(row) + " |")
     notes = []
@@ -347,38 +434,103 @@ def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) ->
                 f"- dashboard vs ceiling (telemetry {mode}): {dash['rps'] / ceiling['rps']:.0%} "
                 f"of the ceiling's throughput; dashboard p95 {fmt(dash['p95_ms'], 1)} ms"
             )
-        carriers = results[mode].get("api stats/carriers")
-        if carriers and raw.get("stats_carriers") and carriers["p50_ms"] is not None:
-            ratio = carriers["p50_ms"] / raw["stats_carriers"]["p50_ms"]
-            notes.append(
-                f"- stats/carriers p50 vs raw DuckDB (telemetry {mode}): "
-                f"{fmt(carriers['p50_ms'], 2)} ms / {raw['stats_carriers']['p50_ms']:.2f} ms "
-                f"= {ratio:.2f}x"
-            )
+        for name, scenario in SCENARIOS.items():
+            r = results[mode].get(name)
+            if scenario.writes_per_second and r:
+                notes.append(
+                    f"- {name} (telemetry {mode}): {r.get('writes', 0)} flights created "
+                    f"({r.get('write_failures', 0)} failed) during warm-up + window; "
+                    f"p95 {fmt(r['p95_ms'], 1)} ms"
+                )
     return "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
-def render_report(info: dict[str, str], body: str, spans: dict[str, int]) -> str:
+def raw_table(raw: dict[str, Any]) -> str:
+    """DuckDB time per named query (in-process, one thread: bench/duckdb_raw.py)."""
+    lines = [
+        "| raw DuckDB (label) | named query | rows | p50 ms | p95 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for label, q in raw.items():
+        lines.append(
+            f"| {label} | `{q.get('query', label)}` | {q['rows']} | "
+            f"{q['p50_ms']:.2f} | {q['p95_ms']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# The issue's targets at SCALE>1 (docs/performance.md): p95 at the size run over p95 of the
+# last SCALE=1 run (reports/bench.json), telemetry on.
+SIZE_TARGETS = (
+    ("api flights (first page)", 2.0),
+    ("api flights?origin=JFK&carrier=UA", 2.0),
+    ("api flights?origin=JFK&carrier=UA page 21", 2.0),
+    ("api flights/{id}", 1.5),
+)
+
+
+def size_targets(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Met/missed lines for the size targets, against the last SCALE=1 run when there is one."""
+    base_path = REPORTS / "bench.json"
+    on = results.get("on", {})
+    lines = []
+    base: dict[str, Any] = {}
+    if base_path.exists():
+        base_run = json.loads(base_path.read_text())
+        base = base_run.get("results", {}).get("on", {})
+        lines.append(
+            f"Targets at {MAX_ID:,} flights, telemetry on, against the SCALE=1 run of "
+            f"{base_run.get('machine', {}).get('date', '?')} (336,776 flights; separate runs "
+            "on a shared machine):"
+        )
+    for name, limit in SIZE_TARGETS:
+        now, then = on.get(name), base.get(name)
+        if now and then and then.get("p95_ms") and now.get("p95_ms") is not None:
+            ratio = now["p95_ms"] / then["p95_ms"]
+            verdict = "met" if ratio <= limit and not now["failures"] else "MISSED"
+            lines.append(
+                f"- {name}: p95 {fmt(now['p95_ms'], 2)} ms vs {fmt(then['p95_ms'], 2)} ms = "
+                f"{ratio:.2f}x (target <= {limit:g}x), {now['failures']} failures: {verdict}"
+            )
+    dash = on.get("dashboard / + 1 write/s")
+    if dash:
+        # p95 is over the successful responses: failures miss the target by themselves.
+        ok = dash["p95_ms"] is not None and dash["p95_ms"] < 150 and not dash["failures"]
+        lines.append(
+            f"- dashboard / + 1 write/s: p95 {fmt(dash['p95_ms'], 1)} ms of the successful "
+            f"responses, {dash['failures']} of {dash['requests']} requests failed "
+            f"(target < 150 ms): {'met' if ok else 'MISSED'}"
+        )
+    return "\n".join(lines)
+
+
+def render_report(
+    info: dict[str, str], body: str, spans: dict[str, int], raw: dict[str, Any], extra: str
+) -> str:
     head = (
         f"Run {info['date']}{' — ' + LABEL if LABEL else ''}: {USERS} users, "
-        f"{WARMUP:g} s warm-up + {DURATION:g} s measured per scenario, no think time.\n"
+        f"{WARMUP:g} s warm-up + {DURATION:g} s measured per scenario, no think time; "
+        f"{MAX_ID:,} flights ({SCALE} year{'s' if SCALE > 1 else ''}).\n"
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, "
         f"Python {info['python']}, {info['os']}.\n"
     )
     if spans:
         head += (
-            "Spans received by the OTLP receiver (telemetry on): "
+            "Spans received by the OTLP receiver (on and peer): "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(spans.items()))
             + ".\n"
         )
-    return head + "\n" + body + "\n"
+    out = head + "\n" + body + "\n\n" + raw_table(raw) + "\n"
+    return out + ("\n" + extra + "\n" if extra else "")
 
 
 def write_doc(report: str) -> None:
-    start, end = "<!-- bench:latest:start -->", "<!-- bench:latest:end -->"
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{start}\n{end}\n"
+    marker = "latest" if SCALE == 1 else "scale"
+    start, end = f"<!-- bench:{marker}:start -->", f"<!-- bench:{marker}:end -->"
+    text = DOC.read_text() if DOC.exists() else "# Performance\n"
     if start not in text or end not in text:
-        text += f"\n## Latest `make bench` run\n\n{start}\n{end}\n"
+        title = "Latest `make bench` run" if SCALE == 1 else "Latest `make bench SCALE=N` run"
+        text += f"\n## {title}\n\n{start}\n{end}\n"
     before, rest = text.split(start, 1)
     _, after = rest.split(end, 1)
     DOC.write_text(f"{before}{start}\n{report}{end}{after}")
@@ -405,47 +557,55 @@ def main() -> int:
         log(f"raw DuckDB: {DUCKDB_RUNS} runs per query")
         done = subprocess.run(
             [str(BACKEND / ".venv/bin/python"), str(ROOT / "bench/duckdb_raw.py"),
-             "--db", str(raw_db), "--n", str(DUCKDB_RUNS)],
-            cwd=BACKEND, capture_output=True, text=True, timeout=300, check=True,
+             "--db", str(raw_db), "--n", str(DUCKDB_RUNS), "--max-id", str(MAX_ID)],
+            cwd=BACKEND, capture_output=True, text=True, timeout=600, check=True,
         )  # fmt: skip
         raw = json.loads(done.stdout.strip().splitlines()[-1])
+        raw_db.unlink()
+        # One receiver for ours (on) and the peer: the same OTLP/HTTP endpoint for both.
+        receiver = CountingReceiver().start()
         for mode in MODES:
             db = work / f"{mode}.db"
             shutil.copyfile(template, db)
-            if mode == "on":
-                receiver = CountingReceiver().start()
             log(f"telemetry {mode}: starting the stack")
-            start_stack(mode, db, stack, receiver)
-            backend_url, frontend_url = stack.procs[0].url, stack.procs[1].url
-            for path in ("/", "/?origin=JFK&month=7", "/delays", "/flights", "/flights/1"):
-                httpx.get(frontend_url + path, timeout=30)
+            start_stack(mode, db, stack, receiver if mode in ("on", "peer") else None)
+            backend_url = stack.procs[0].url
+            frontend_url = stack.procs[1].url if len(stack.procs) > 1 else None
+            if frontend_url:
+                for path in ("/", "/?origin=JFK&month=7", "/delays", "/flights", "/flights/1"):
+                    httpx.get(frontend_url + path, timeout=60)
             results[mode] = {}
-            for name, (service, path, _) in SCENARIOS.items():
-                url = frontend_url if service == "frontend" else backend_url
-                results[mode][name] = r = run_scenario(url, path)
+            for name, scenario in SCENARIOS.items():
+                url = frontend_url if scenario.service == "frontend" else backend_url
+                if url is None:
+                    continue  # the peer has no frontend
+                path = resolve(scenario.path, backend_url)
+                results[mode][name] = r = run_scenario(url, path, scenario, backend_url)
                 log(
                     f"telemetry {mode}: {name}: {r['rps']:.1f} rps, p50 {fmt(r['p50_ms'], 2)} ms, "
                     f"p95 {fmt(r['p95_ms'], 2)} ms, {r['failures']} failures"
                 )
             stack.stop()
-            if receiver is not None:
-                time.sleep(0.5)
-                spans = dict(receiver.span_counts)
-                receiver.stop()
-                receiver = None
+            db.unlink(missing_ok=True)
+        time.sleep(0.5)
+        spans = dict(receiver.span_counts)
     finally:
         stack.stop()
         if receiver is not None:
             receiver.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report = render_report(info, table(results, raw), spans)
+    report = render_report(
+        info, table(results, raw), spans, raw, size_targets(results) if SCALE > 1 else ""
+    )
     print(report)
-    (REPORTS / "bench.md").write_text(report)
-    (REPORTS / "bench.json").write_text(
+    (REPORTS / f"bench{SUFFIX}.md").write_text(report)
+    (REPORTS / f"bench{SUFFIX}.json").write_text(
         json.dumps(
             {
                 "machine": info,
                 "label": LABEL,
+                "scale": SCALE,
+                "flights": MAX_ID,
                 "raw_duckdb": raw,
                 "results": results,
                 "spans": spans,
@@ -458,8 +618,8 @@ def main() -> int:
     )
     if WRITE_DOCS:
         write_doc(report)
-        log(f"figures written to {DOC.relative_to(ROOT)} (bench:latest section)")
-    log(f"reports: {REPORTS}/bench.md, bench.json, bench-*-{{backend,frontend}}.log")
+        log(f"figures written to {DOC.relative_to(ROOT)}")
+    log(f"reports: {REPORTS}/bench{SUFFIX}.md, bench{SUFFIX}.json, bench-*-*.log")
     return 0
 
 

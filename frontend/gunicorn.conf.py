@@ -48,6 +48,7 @@ from web.deployment import startup_warnings
 from web.observability import ServiceInfo, service_version, tracing
 from web.observability import logging as obs_logging
 from web.observability import metrics as obs_metrics
+from web.observability.servers import gunicorn_logconfig
 from web.settings import Settings, describe_errors
 
 try:
@@ -56,7 +57,7 @@ except ValidationError as exc:
     # Even this refusal is one JSON line (settings are invalid, so read the few values the
     # logger needs straight from the environment, with safe fallbacks).
     _format = "console" if os.environ.get("LOG_FORMAT") == "console" else "json"
-    obs_logging.configure(
+    obs_logging.configure_logging(
         ServiceInfo(
             os.environ.get("OTEL_SERVICE_NAME") or "flights-frontend",
             service_version(),
@@ -65,7 +66,8 @@ except ValidationError as exc:
         log_format=_format,
     )
     obs_logging.structlog.get_logger("gunicorn.error").critical(
-        "invalid frontend configuration, refusing to start",
+        "settings.invalid",
+        message="invalid frontend configuration, refusing to start",
         errors=describe_errors(exc),  # every problem at once: [{variable, message}]
     )
     raise SystemExit(2) from None
@@ -129,7 +131,7 @@ class AppAccessLogger(glogging.Logger):
 
 logger_class = AppAccessLogger
 loglevel = _settings.LOG_LEVEL.lower()
-logconfig_dict = obs_logging.gunicorn_logconfig(
+logconfig_dict = gunicorn_logconfig(
     _info, log_format=_settings.LOG_FORMAT, level=_settings.LOG_LEVEL
 )
 
@@ -150,11 +152,10 @@ def on_starting(server):
     forms cannot work (web/deployment.py)."""
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     removed = obs_metrics.empty_multiproc_dir(path)
-    server.log.info(
-        "prometheus multiprocess directory ready: %s (%d stale files removed)", path, removed
-    )
+    log = obs_logging.structlog.get_logger("gunicorn.conf")
+    log.info("metrics.multiproc_dir_ready", path=path, stale_files_removed=removed)
     for warning in startup_warnings(_settings.session_cookie_secure):
-        server.log.warning(warning)
+        log.warning("deployment.warning", message=warning)
 
 
 def post_fork(server, worker):
@@ -162,12 +163,12 @@ def post_fork(server, worker):
     and threads do not survive fork, so never in the master). The app factory then finds
     tracing already set up in this process. Nothing at all with TELEMETRY_ENABLED=false."""
     if _settings.TELEMETRY_ENABLED:
-        tracing.setup(_info)
+        tracing.setup_tracing(_info)
 
 
 def worker_exit(server, worker):
     """Each worker, as it exits: flush the spans still queued in the batch processor."""
-    tracing.shutdown()
+    tracing.shutdown_tracing()
 
 
 def child_exit(server, worker):

@@ -30,6 +30,9 @@ sync_venv() { # $1 = folder holding the venv, $2 = requirements file inside it
 mode="${1:-dev}"
 sync_venv backend requirements-dev.txt
 sync_venv frontend requirements-dev.txt
-if [ "$mode" = "test" ]; then
+if [ "$mode" = "test" ] || [ "$mode" = "bench" ]; then
   sync_venv . tests/requirements.txt
+fi
+if [ "$mode" = "bench" ]; then
+  sync_venv bench requirements.txt  # the peer stack of `make bench` (bench/peer_app.py)
 fi

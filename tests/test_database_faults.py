@@ -245,7 +245,7 @@ def assert_one_clear_line(output: str, reason: str) -> None:
     lines = json_lines(output)
     fatal = [line for line in lines if line.get("level") == "critical"]
     assert len(fatal) == 1, output[-3000:]
-    assert fatal[0]["event"] == "database cannot be opened"
+    assert fatal[0]["event"] == "database.open_failed"
     assert reason in fatal[0]["reason"]
     assert fatal[0]["exit_code"] == EXIT_DATABASE_UNUSABLE
     assert "exception" not in fatal[0]
@@ -395,7 +395,7 @@ def test_sigkill_during_writes_keeps_every_acknowledged_write(
         assert len(set(acknowledged)) == len(acknowledged)
         # Replayed WALs are checkpointed at start-up: nothing is left to grow.
         assert max(wal_sizes) == 0
-        assert "replayed the write-ahead log" in backend.log_text()
+        assert "database.wal_replayed" in backend.log_text()
     finally:
         assert backend.stop() == 0
     shutil.rmtree(tmp_path, ignore_errors=True)

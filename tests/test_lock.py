@@ -23,17 +23,18 @@ FILES = ("pyproject.toml", "uv.lock", "requirements.txt", "requirements-dev.txt"
 
 @pytest.fixture
 def scratch(tmp_path: Path) -> Path:
-    """A root holding lock.sh, each service's lock inputs/outputs and the tooling's, with the
-    repository's uv (.tools) and test venv (.venv)."""
+    """A root holding lock.sh, each service's lock inputs/outputs, the tooling's and the bench
+    peer stack's, with the repository's uv (.tools) and test venv (.venv)."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "lock.sh", tmp_path / "scripts" / "lock.sh")
     for service in SERVICES:
         (tmp_path / service).mkdir()
         for name in FILES:
             shutil.copy(ROOT / service / name, tmp_path / service / name)
-    (tmp_path / "tests").mkdir()
-    for name in ("requirements.in", "requirements.txt"):
-        shutil.copy(ROOT / "tests" / name, tmp_path / "tests" / name)
+    for folder in ("tests", "bench"):
+        (tmp_path / folder).mkdir()
+        for name in ("requirements.in", "requirements.txt"):
+            shutil.copy(ROOT / folder / name, tmp_path / folder / name)
     for venv in (".tools", ".venv"):
         (tmp_path / venv).symlink_to(ROOT / venv)
     return tmp_path
@@ -99,3 +100,23 @@ def test_the_tooling_pins_follow_their_source(scratch: Path) -> None:
     source.write_text(source.read_text().replace("locust==2.47.0", "locust==2.46.0"))
     result = check(scratch)
     assert "locust==2.47.0 is outside ==2.46.0" in result.stderr
+
+
+def test_the_bench_peer_venv_keeps_the_backend_pins(scratch: Path) -> None:
+    """bench/requirements.txt serves the backend app for the peer stack (bench/peer_app.py):
+    a backend pin it does not share (the backend re-locked, the bench not) fails, and so does
+    a peer package it does not pin."""
+    pinned = scratch / "bench" / "requirements.txt"
+    text = pinned.read_text()
+    edited = re.sub(r"^(duckdb==)(\S+)", r"\g<1>0.0.1", text, count=1, flags=re.MULTILINE)
+    assert edited != text
+    pinned.write_text(edited)
+    result = check(scratch)
+    assert result.returncode == 1
+    assert "duckdb==" in result.stderr and "is pinned as 0.0.1" in result.stderr
+    pinned.write_text(text)
+    source = scratch / "bench" / "requirements.in"
+    source.write_text(source.read_text() + "cowsay\n")
+    result = check(scratch)
+    assert result.returncode == 1
+    assert "bench/requirements.txt: cowsay is not pinned" in result.stderr

@@ -4,8 +4,9 @@
 - every alert has a unit test where it fires and one where it must stay silent;
 - every alert carries a severity and summary/description/runbook_url, and its runbook exists;
 - the Grafana dashboard parses and refers only to provisioned data sources (by uid);
-- every metric (and label) name used by a rule or a dashboard query is one that
-  docs/observability.md promises, so renaming a metric in the contract breaks this test.
+- every metric (and label) name used by a rule or a dashboard query is one that the telemetry
+  registry (telemetry/registry/, from which docs/observability.md is generated) promises, so
+  renaming a metric in the contract breaks this test.
 
 promtool comes from the Debian `prometheus` package (`make test` installs it); when it is
 missing the tests fail instead of skipping, so CI cannot go green without running the rules.
@@ -17,12 +18,16 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import telemetry_registry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,7 +41,6 @@ DATASOURCES = OPS / "grafana/provisioning/datasources/datasources.yml"
 DASHBOARD_PROVIDERS = OPS / "grafana/provisioning/dashboards/dashboards.yml"
 DASHBOARDS = sorted((OPS / "grafana/dashboards").glob("*.json"))
 OPS_README = OPS / "README.md"
-CONTRACT = ROOT / "docs/observability.md"
 
 SEVERITIES = {"critical", "warning"}
 # Series Prometheus itself produces, not the services.
@@ -160,22 +164,19 @@ def promql_names(expr: str) -> tuple[set[str], set[str]]:
 
 
 def contract() -> tuple[set[str], set[str]]:
-    """Metric names (with histogram series suffixes) and label names of the contract's tables."""
-    text = CONTRACT.read_text()
-    start = text.index("## Metrics")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else len(text)]
+    """Metric names (with histogram series suffixes) and label names of the telemetry registry
+    (telemetry/registry/metrics.yaml: the contract docs/observability.md is generated from)."""
     metrics: set[str] = set()
     labels: set[str] = set()
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or not re.fullmatch(r"`[a-z_:][a-z0-9_:]*`", cells[0]):
-            continue
-        name = cells[0].strip("`")
+    for metric in telemetry_registry.load().metrics:
+        if not metric["metric_name"]:
+            continue  # prometheus-client's own process/GC families: not part of the contract
+        prometheus = metric["prometheus"]
+        name = prometheus["name"]
         metrics.add(name)
-        if cells[1].startswith("histogram"):
+        if prometheus["type"] == "histogram":
             metrics |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
-        labels |= set(re.findall(r"`([a-z_][a-z0-9_]*)`", cells[2]))
+        labels |= set(prometheus["labels"])
     return metrics, labels
 
 

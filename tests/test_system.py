@@ -7,12 +7,14 @@ loading, aggregation or the frontend's formatting shows up as a wrong number.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import httpx
 import pytest
 from conftest import API_AUTH, Stack, backend_service
+from registry_checks import log_problems, metric_problems
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -220,3 +222,15 @@ def test_frontend_survives_backend_outage(fresh_stack: Stack, log_dir) -> None:
         assert "336,776" in page.text
     finally:
         restarted.stop()
+
+
+def test_logs_and_metrics_of_the_stack_match_the_registry(stack: Stack) -> None:
+    """After the tests above used the shared stack: every log line both services wrote and a
+    real /metrics scrape of each, against telemetry/registry (tests/registry_checks.py)."""
+    assert httpx.get(stack.frontend.url + "/flights/7", timeout=30).status_code == 200
+    problems = []
+    for service, name in ((stack.frontend, "flights-frontend"), (stack.backend, "flights-backend")):
+        for line in service.log_text().splitlines():
+            problems += log_problems(name, json.loads(line))
+        problems += metric_problems(name, httpx.get(service.url + "/metrics", timeout=10).text)
+    assert not problems, "\n".join(problems[:40])

@@ -23,6 +23,7 @@ import yaml
 from conftest import ROOT, Service, Stack, backend_service, copy_db, free_port, frontend_service
 from otlp_receiver import OTLPReceiver, Span
 from prometheus_client.parser import text_string_to_metric_families
+from registry_checks import log_problems, metric_problems, resource_problems, span_problems
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,6 +38,8 @@ def otel_env(receiver: OTLPReceiver) -> dict[str, str]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # milliseconds: export quickly in tests
         "LOG_FORMAT": "json",
         "WEB_CONCURRENCY": "3",
+        # Both services force the stable HTTP conventions whatever this says (tracing.py).
+        "OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup",
     }
 
 
@@ -150,7 +153,7 @@ def test_one_trace_from_browser_request_down_to_duckdb(
     ) == len([s for s in spans if s.kind == "SERVER"])
     for span in spans:
         assert span.resource["service.instance.id"]
-        assert span.resource["deployment.environment"] == "development"
+        assert span.resource["deployment.environment.name"] == "development"
         assert span.resource["service.version"]
 
     # the backend's log lines of this request carry the exported trace id, exactly
@@ -162,6 +165,108 @@ def test_one_trace_from_browser_request_down_to_duckdb(
     assert len(access) == 1
     assert access[0]["http.route"] == "/flights/<int:flight_id>"
     assert access[0]["http.response.status_code"] == 200
+
+
+OLD_HTTP_ATTRIBUTES = {"http.method", "http.status_code", "http.target", "http.url", "http.scheme",
+                       "http.host", "net.host.port", "net.peer.name", "net.peer.port",
+                       "http.server_name", "http.flavor", "http.user_agent"}  # fmt: skip
+
+
+def test_spans_use_the_stable_conventions_whatever_the_environment_says(
+    traced: Stack, receiver: OTLPReceiver
+) -> None:
+    header, trace_id, _ = traceparent(sampled=True)
+    response = httpx.get(
+        traced.frontend.url + "/flights/4", headers={"traceparent": header}, timeout=10
+    )
+    assert response.status_code == 200
+    receiver.wait_for(
+        lambda spans: any(s.trace_id == trace_id and s.service == "flights-frontend" and
+                          s.kind == "SERVER" for s in spans)
+    )  # fmt: skip
+    time.sleep(0.5)
+    spans = receiver.trace(trace_id)
+    assert {s.service for s in spans} == {"flights-frontend", "flights-backend"}
+    for span in spans:
+        assert not OLD_HTTP_ATTRIBUTES & set(span.attributes), (span.name, span.attributes)
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            span.resource["service.instance.id"],
+        ), span.resource
+        assert "deployment.environment" not in span.resource
+    for span in spans:
+        if span.kind == "SERVER":
+            assert span.attributes["http.request.method"] == "GET"
+            assert span.name == f"GET {span.attributes['http.route']}"
+    clients = [s for s in spans if s.service == "flights-frontend" and s.kind == "CLIENT"]
+    assert "GET /api/v1/flights/{flight_id}" in {s.name for s in clients}
+    for span in clients:
+        assert span.name == f"GET {span.attributes['url.template']}"
+
+
+def exercise(stack: Stack) -> list[str]:
+    """Pages and API calls that produce every kind of span of both services (sampled trace
+    ids returned): a page, a search, a flight, a 404, a form, an API error."""
+    trace_ids = []
+    for path in (
+        "/",
+        "/flights?origin=JFK&carrier=UA",
+        "/flights/5",
+        "/no-such-page",
+        "/flights/new",
+        "/flights/999999999",
+    ):
+        header, trace_id, _ = traceparent(sampled=True)
+        trace_ids.append(trace_id)
+        httpx.get(stack.frontend.url + path, headers={"traceparent": header}, timeout=10)
+    return trace_ids  # fmt: skip
+
+
+def test_spans_match_the_registry(traced: Stack, receiver: OTLPReceiver) -> None:
+    """Every span of both services, attribute by attribute, against telemetry/registry."""
+    trace_ids = set(exercise(traced))
+    receiver.wait_for(lambda spans: {s.trace_id for s in spans} >= trace_ids)
+    time.sleep(1.0)  # the last batches (backend spans end before the frontend's)
+    spans = [s for s in receiver.spans if s.trace_id in trace_ids]
+    services = {s.service for s in spans}
+    assert services == {"flights-frontend", "flights-backend"}, services
+    kinds = {(s.service, s.kind) for s in spans}
+    assert ("flights-frontend", "CLIENT") in kinds and ("flights-backend", "CLIENT") in kinds
+    problems = []
+    for span in spans:
+        problems += span_problems(span.service, span.kind, span.name, span.attributes)
+        problems += resource_problems(span.service, span.resource)
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_metrics_match_the_registry(traced: Stack) -> None:
+    """A real scrape of each service: names, types, units, labels and buckets."""
+    exercise(traced)
+    problems = []
+    for service, name in (
+        (traced.frontend, "flights-frontend"),
+        (traced.backend, "flights-backend"),
+    ):
+        problems += metric_problems(name, scrape(service))
+    assert not problems, "\n".join(problems)  # fmt: skip
+
+
+def test_log_lines_match_the_registry(traced: Stack) -> None:
+    """Every line both services wrote so far: events, fields, loggers, levels."""
+    exercise(traced)
+    time.sleep(0.5)
+    problems = []
+    events = set()
+    for service, name in (
+        (traced.frontend, "flights-frontend"),
+        (traced.backend, "flights-backend"),
+    ):
+        for record in json_lines(service):
+            events.add(record.get("event"))
+            problems += log_problems(name, record)
+    assert not problems, "\n".join(problems[:40])
+    # application events of both services were among them, not only the access line
+    assert {"http.request", "database.opened", "tracing.ready"} <= events, events  # fmt: skip
 
 
 def test_parent_based_sampling(traced: Stack, receiver: OTLPReceiver) -> None:
@@ -217,7 +322,7 @@ def test_every_stdout_line_is_json_with_the_schema(traced: Stack) -> None:
             for key in ("timestamp", "level", "event", "logger"):
                 assert key in record, (service.name, record)
             assert record["service.name"] == name
-            assert record["deployment.environment"] == "development"
+            assert record["deployment.environment.name"] == "development"
             assert record["timestamp"].endswith("Z") or record["timestamp"].endswith("+00:00")
             if "trace_id" in record:
                 assert HEX32.match(record["trace_id"]), record

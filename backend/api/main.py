@@ -13,7 +13,6 @@ server spans, the request-telemetry middleware and `GET /metrics`.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import duckdb
+import structlog
 from anyio import to_thread
 from fastapi import FastAPI, Security
 from fastapi_offline import FastAPIOffline
@@ -44,16 +44,20 @@ from api.db.lifecycle import DatabaseLifecycle, Phase, Step, lifecycle_of
 from api.db.migrate import apply_migrations
 from api.http_semantics import MAX_BODY_BYTES, BodySizeLimit, HeadAsGet
 from api.idempotency import InFlight, purge_expired
+from api.observability import database as db_telemetry
 from api.observability import metrics, switch, tracing
+from api.observability.identity import ServiceInfo
+from api.observability.instrumentation import instrument_app
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
 from api.openapi import openapi_schema
 from api.problems import install_problem_handlers
 from api.routes import flights, health, reference, stats
 from api.routes import metrics as metrics_route
+from api.schemas import DEFAULT_YEARS, YearRange
 from api.settings import Settings, get_settings
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 
 def open_database(
@@ -117,9 +121,18 @@ def open_database(
     return database
 
 
+def data_years(database: Database) -> YearRange:
+    """The years the flights table holds (min..max of flights.year), or `DEFAULT_YEARS` while
+    it is empty. Read once at start-up: writes outside the range are refused, so only a
+    delete could narrow it, and a wider range than the data's stays harmless."""
+    with database.session() as cursor:
+        first, last = run_query(cursor, "flight_years").rows[0]
+    return DEFAULT_YEARS if first is None else YearRange(first, last)
+
+
 def _give_up(settings: Settings, code: int, reason: str, detail: str | None) -> None:
     exits.report_fatal(
-        "database cannot be opened",
+        "database.open_failed",
         code,
         reason=reason,
         detail=detail,
@@ -160,8 +173,9 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
         return
     lifecycle.enter(Phase.CHECKING_DATA)
     lifecycle.data_check.run(database)  # a corrupt data block shows in /readyz from now on
-    lifecycle.ready(database, Heartbeat(database, settings.readiness_timeout_seconds).start())
-    logger.info("database ready: %s", settings.database_path)
+    heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
+    lifecycle.ready(database, heartbeat, data_years(database))
+    logger.info("database.ready", path=str(settings.database_path))
 
 
 class DropEmptyQueryParams:
@@ -183,14 +197,20 @@ class DropEmptyQueryParams:
         await self.app(scope, receive, send)
 
 
+def service_info(settings: Settings) -> ServiceInfo:
+    """The identity in every log line, span resource and `app_build_info`."""
+    return ServiceInfo(
+        name=settings.otel_service_name,
+        version=__version__,
+        environment=settings.app_env,
+        git_commit=settings.git_commit,
+    )
+
+
 def configure_logging_for(settings: Settings) -> None:
     """`configure_logging` with the service fields taken from `settings`."""
     configure_logging(
-        level=settings.log_level,
-        fmt=settings.log_format,
-        service_name=settings.otel_service_name,
-        service_version=__version__,
-        environment=settings.app_env,
+        service_info(settings), log_format=settings.log_format, level=settings.log_level
     )
 
 
@@ -201,18 +221,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # TELEMETRY_ENABLED=false: no tracer provider, no instrumentation, no per-request or
     # per-query telemetry (api/observability/switch.py); logs and /metrics stay.
     switch.set_enabled(settings.telemetry_enabled)
-    provider = (
-        tracing.setup_tracing(
-            service_name=settings.otel_service_name,
-            service_version=__version__,
-            environment=settings.app_env,
-        )
-        if settings.telemetry_enabled
-        else None
-    )
+    provider = tracing.setup_tracing(service_info(settings)) if settings.telemetry_enabled else None
     faults.configure(settings.fault_injection)  # query faults (drills and tests only)
-    metrics.set_build_info(settings.otel_service_name, __version__, settings.git_commit)
-    metrics.watch_database(settings.database_path)
+    metrics.set_build_info(service_info(settings))
+    db_telemetry.watch_database(settings.database_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -306,5 +318,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, dependencies=secured)
     # Every status code, media type and field rule (api/openapi.py).
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
-    tracing.instrument_app(app, provider)
+    instrument_app(app, provider)
     return app

@@ -10,10 +10,10 @@ unhandled error is logged exactly once (`_unhandled`, with the trace ids): uvico
 from __future__ import annotations
 
 import contextlib
-import logging
 from http import HTTPStatus
 from typing import Any, TypedDict
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,10 +23,10 @@ from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConfl
 from api.faults import InjectedFaultError
 from api.http_semantics import allowed_methods
 from api.idempotency import IdempotencyProblem
-from api.observability.logging import LOGGED_MARK
 from api.observability.requests import REQUEST_ID_HEADER, request_id_of
+from api.observability.servers import LOGGED_MARK
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -126,8 +126,13 @@ async def _validation_problem(request: Request, exc: Exception) -> JSONResponse:
     return validation_response(request, exc.errors)
 
 
+def _request_fields(request: Request) -> dict[str, str]:
+    """The request's method and path as log fields (semconv names)."""
+    return {"http.request.method": request.method, "url.path": request.url.path}
+
+
 async def _write_conflict(request: Request, exc: Exception) -> JSONResponse:
-    logger.warning("write conflict on %s %s: %s", request.method, request.url.path, exc)
+    logger.warning("http.write_conflict", **_request_fields(request), error=str(exc))
     return problem_response(request, 409, "the record was changed concurrently; retry the request")
 
 
@@ -162,14 +167,14 @@ async def _storage_write_failed(request: Request, exc: Exception) -> JSONRespons
 
 async def _injected_fault(request: Request, exc: Exception) -> JSONResponse:
     # A drill's failure, asked for in FAULT_INJECTION: a warning, not a stack trace.
-    logger.warning("%s on %s %s", exc, request.method, request.url.path)
+    logger.warning("fault.injected", **_request_fields(request), error=str(exc))
     return problem_response(request, 500, "injected fault (FAULT_INJECTION)")
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback, inside the server span (trace ids); the client gets no
     # internals. Starlette re-raises it afterwards and uvicorn would log it a second time.
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("http.unhandled_error", **_request_fields(request), exc_info=exc)
     with contextlib.suppress(AttributeError, TypeError):
         setattr(exc, LOGGED_MARK, True)
     # This handler runs outside the request middleware (Starlette's ServerErrorMiddleware),

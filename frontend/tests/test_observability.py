@@ -87,7 +87,7 @@ def test_redaction_of_secret_fields_headers_and_text() -> None:
         "response_headers": [("Set-Cookie", "session=2"), ("X-CSRFToken", "c"), ("Vary", "*")],
         "count": 3,
     }
-    out = obs_logging.redact(None, "info", event)
+    out = obs_logging.redact_secrets(None, "info", event)
     assert out["password"] == out["csrf_token"] == out["METRICS_TOKEN"] == "[REDACTED]"
     assert out["headers"] == {
         "Authorization": "[REDACTED]",
@@ -119,7 +119,7 @@ def test_stdlib_record_renders_the_schema_with_active_span_ids() -> None:
     assert plain["logger"] == "gunicorn.error"
     assert plain["service.name"] == "svc-x"
     assert plain["service.version"] == "9.9.9"
-    assert plain["deployment.environment"] == "test"
+    assert plain["deployment.environment.name"] == "test"
     assert isinstance(plain["process.pid"], int)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", plain["timestamp"])
     assert "trace_id" not in plain and "span_id" not in plain  # outside a span
@@ -276,6 +276,56 @@ def test_server_span_with_client_child_and_traceparent_sent(
     _, sent_trace, sent_parent, flags = sent[0].split("-")
     assert sent_trace == trace_id and flags == "01"
     assert sent_parent in {format(c.context.span_id, "016x") for c in clients}
+
+
+OLD_HTTP_ATTRIBUTES = ("http.method", "http.status_code", "http.target", "http.url", "http.scheme",
+                       "http.host", "net.host.port", "net.peer.name", "net.peer.port",
+                       "http.server_name", "http.flavor", "http.user_agent")  # fmt: skip
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def test_spans_use_the_stable_http_conventions_and_client_span_names(
+    client: Any, fake_backend: FakeBackend, spans: InMemorySpanExporter
+) -> None:
+    trace_id, parent_id = "1af7651916cd43dd8448eb211c80319c", "c7ad6b7169203331"
+    response = client.get(
+        "/flights/1", headers={"traceparent": traceparent(trace_id, parent_id, True)}
+    )
+    assert response.status_code == 200
+    finished = spans.get_finished_spans()
+    (server,) = _by_kind(finished, trace.SpanKind.SERVER)
+    attributes = dict(server.attributes or {})
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["url.path"] == "/flights/1"
+    assert not set(OLD_HTTP_ATTRIBUTES) & set(attributes), attributes
+    clients = _by_kind(finished, trace.SpanKind.CLIENT)
+    templates = {dict(c.attributes or {}).get("url.template") for c in clients}
+    assert "/api/v1/flights/{flight_id}" in templates, templates
+    for span in clients:
+        attributes = dict(span.attributes or {})
+        assert span.name == f"GET {attributes['url.template']}"
+        assert attributes["http.request.method"] == "GET"
+        assert attributes["http.response.status_code"] == 200
+        assert not set(OLD_HTTP_ATTRIBUTES) & set(attributes), attributes
+    resource = server.resource.attributes
+    assert resource["deployment.environment.name"] == "test"
+    assert "deployment.environment" not in resource
+    assert UUID.match(str(resource["service.instance.id"]))
+
+
+def test_a_request_without_a_route_is_named_after_its_method_only(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    """Regression: the WSGI default named it `GET /<raw path>` (unbounded span names)."""
+    trace_id = "2af7651916cd43dd8448eb211c80319c"
+    response = client.get(
+        "/no/such/page/42", headers={"traceparent": traceparent(trace_id, "d7ad6b7169203331", True)}
+    )
+    assert response.status_code == 404
+    (server,) = _by_kind(spans.get_finished_spans(), trace.SpanKind.SERVER)
+    assert server.name == "GET"
+    assert "http.route" not in (server.attributes or {})
 
 
 def test_unsampled_parent_records_nothing_but_logs_correlate(

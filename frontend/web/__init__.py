@@ -8,7 +8,6 @@ from __future__ import annotations
 from flask import Flask, Response, g, request, send_from_directory
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFProtect
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
 from web import deployment
 from web.backend_client import BackendClient
@@ -17,6 +16,7 @@ from web.observability import ServiceInfo, service_version, tracing
 from web.observability import logging as obs_logging
 from web.observability import metrics as obs_metrics
 from web.observability import requests as obs_requests
+from web.observability.instrumentation import instrument_app
 from web.proxies import AllowedHosts, TrustedProxyFix
 from web.settings import Settings
 
@@ -52,11 +52,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     info = service_info(settings)
     # First, so that anything logged while building the app is already structured.
-    obs_logging.configure(info, log_format=settings.LOG_FORMAT, level=settings.LOG_LEVEL)
+    obs_logging.configure_logging(info, log_format=settings.LOG_FORMAT, level=settings.LOG_LEVEL)
     telemetry = settings.TELEMETRY_ENABLED
     # TELEMETRY_ENABLED=false: no tracer provider, no instrumentation, no access line or HTTP
     # metrics (only the request id); JSON logs and /metrics (build info) stay.
-    tracer_provider = tracing.setup(info) if telemetry else None
+    tracer_provider = tracing.setup_tracing(info) if telemetry else None
     obs_metrics.set_build_info(info)
 
     app = Flask(__name__)
@@ -97,10 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Hook order matters: our request hooks first (request id and access line even when a later
     # before_request such as CSRF fails), then the Flask span, then CSRF.
     obs_requests.install(app, record=telemetry)
-    if tracer_provider is not None:
-        FlaskInstrumentor().instrument_app(
-            app, excluded_urls=tracing.EXCLUDED_URLS, tracer_provider=tracer_provider
-        )
+    instrument_app(app, tracer_provider)
     csrf.init_app(app)
     register_filters(app)
     deployment.install(app)

@@ -41,7 +41,6 @@ by itself as soon as the backend answers again.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import threading
 import time
@@ -49,6 +48,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import httpx
+import structlog
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,12 +65,13 @@ from tenacity.stop import stop_base
 
 from web.budget import Budget
 from web.circuit_breaker import CircuitBreaker, CircuitOpen, State
-from web.observability import metrics, tracing
+from web.observability import backend_calls, tracing
+from web.observability.backend_calls import URL_TEMPLATE, name_client_span
 from web.observability.requests import REQUEST_ID_HEADER, current_request_id
 from web.settings import Settings
 from web.worker import request_arrived_at
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 # Reference data (airlines, airports) changes only with a data reload; a short in-process cache
@@ -343,9 +344,9 @@ class BackendValidationError(BackendError):
 
 
 def _circuit_changed(old: State, new: State) -> None:
-    metrics.set_circuit_state(new)
+    backend_calls.set_circuit_state(new)
     log = logger.warning if new == "open" else logger.info
-    log("backend circuit breaker %s -> %s (pid %d)", old, new, os.getpid())
+    log("circuit_breaker.changed", previous=old, state=new)
 
 
 def _add_request_id(request: httpx.Request) -> None:
@@ -412,7 +413,7 @@ class BackendClient:
             settings.BACKEND_CIRCUIT_RESET_SECONDS,
             on_change=_circuit_changed,
         )
-        metrics.set_circuit_state("closed")
+        backend_calls.set_circuit_state("closed")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -428,7 +429,9 @@ class BackendClient:
                 transport: httpx.BaseTransport = self._transport or httpx.HTTPTransport()
                 if self.telemetry:
                     transport = SyncOpenTelemetryTransport(
-                        transport, tracer_provider=tracing.provider()
+                        transport,
+                        tracer_provider=tracing.provider(),
+                        request_hook=name_client_span,  # "GET /api/v1/flights/{flight_id}"
                     )
                 self._client = httpx.Client(
                     base_url=self.base_url,
@@ -444,7 +447,7 @@ class BackendClient:
 
     def _observe(self, method: str, route: str, status: int | None, seconds: float) -> None:
         if self.telemetry:
-            metrics.observe_backend(method, route, status, seconds)
+            backend_calls.observe_backend(method, route, status, seconds)
 
     def close(self) -> None:
         """Close the pooled connections (tests, worker exit). A later call reopens lazily."""
@@ -492,7 +495,10 @@ class BackendClient:
                     raise BackendUnavailable("no time left to retry the backend call")
                 kwargs["timeout"] = self._timeouts(left)
             sent += 1
-            return self._http().request(method, path or route, **kwargs)
+            # The route template names the client span (web/observability/backend_calls.py).
+            return self._http().request(
+                method, path or route, extensions={URL_TEMPLATE: route}, **kwargs
+            )
 
         attempts = self._retrying(retryable, page_start, budget)
         started = time.perf_counter()
@@ -539,7 +545,7 @@ class BackendClient:
             outcome = state.outcome
             failure = outcome.exception() if outcome is not None else None
             why = type(failure).__name__ if failure is not None else "503"
-            logger.info("backend call failed (%s); retry %d", why, state.attempt_number)
+            logger.info("backend.retry", reason=why, attempt=state.attempt_number)
 
         return Retrying(
             retry=retry_if_exception_type(RETRY_ERRORS)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import structlog
 from flask import Flask, Request, current_app, request
 
 ADVICE = (
     "give the frontend an https:// domain (Coolify: the resource's Domains page; the proxy "
     "gets the certificate), or set SESSION_COOKIE_SECURE=false for a trial on plain http"
 )
+
+log = structlog.get_logger(__name__)
 
 
 def plain_http_domains(environ: Mapping[str, str]) -> list[str]:
@@ -66,8 +69,10 @@ def refused_for_plain_http() -> str | None:
     warning line for the operator), else None."""
     if not forms_cannot_work(request):
         return None
-    current_app.logger.warning(
-        "form refused on plain http: the Secure session cookie never came back; %s", ADVICE
+    log.warning(
+        "csrf.plain_http",
+        message="form refused on plain http: the Secure session cookie never came back",
+        advice=ADVICE,
     )
     return PLAIN_HTTP_MESSAGE
 

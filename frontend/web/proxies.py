@@ -25,15 +25,15 @@ OpenTelemetry hooks read it outside any error handler: a 500).
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.sansio.utils import get_host
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -101,10 +101,7 @@ class AllowedHosts:
                     self.hosts,
                 )
             except SecurityError:
-                log.warning(
-                    "refused a request for a host outside ALLOWED_HOSTS: %.80r",
-                    environ.get("HTTP_HOST"),
-                )
+                log.warning("host.refused", host=str(environ.get("HTTP_HOST"))[:80])
                 body = b"Bad Request: this host is not served here.\n"
                 start_response(
                     "400 Bad Request",

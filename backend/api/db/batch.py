@@ -19,7 +19,6 @@ context) of the batch's first create, so its DuckDB span and metrics belong to t
 from __future__ import annotations
 
 import contextvars
-import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
@@ -28,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import structlog
 
 from api.db.database import Database, retry_on_conflict, run_query, transaction
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 # Rows per statement at most (a few ms of DuckDB work, far below any client timeout).
 MAX_BATCH = 64
@@ -149,7 +149,7 @@ class GroupCommit:
                 batch[0].result.set_exception(exc)
                 return
             logger.warning(
-                "a batch of %d rows failed (%s); writing them one by one", len(batch), exc
+                "batch.write_failed", rows=len(batch), error=str(exc), retry="one_by_one"
             )
             for item in batch:
                 self._write([item], cursor)

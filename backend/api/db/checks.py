@@ -21,17 +21,17 @@ data about 15 ms once a minute.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
 import duckdb
+import structlog
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from api.db.database import WRITE_HEALTH, Database, run_query
 from api.db.queries import QUERIES
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 # Every table of the schema, in the order the full read visits them (one named query each).
 TABLES = tuple(
@@ -120,7 +120,7 @@ class Heartbeat:
         finally:
             timer.cancel()
         if outcome != "ok" and outcome != self._latest:
-            logger.warning("readiness read: %s", outcome)
+            logger.warning("readiness.read_failed", outcome=outcome)
         self._latest, self._finished_at = outcome, time.monotonic()
 
     def _beat(self) -> None:
@@ -163,7 +163,7 @@ class DataCheck:
         except Exception as exc:  # e.g. the database closed meanwhile
             result = f"error: {_first_line(exc)}"
         if result != "ok" and result != self.result:
-            logger.error("data check: %s", result)
+            logger.error("data_check.failed", result=result)
         self.result, self.checked_at = result, time.monotonic()
         return result
 
@@ -178,7 +178,7 @@ class DataCheck:
                 return f"timeout: reading every table took over {DATA_CHECK_DEADLINE_SECONDS:g} s"
             except duckdb.Error as exc:
                 return f"cannot read table {table}: {_first_line(exc)}"
-        logger.debug("data check read every table in %.3f s", time.perf_counter() - started)
+        logger.debug("data_check.finished", seconds=round(time.perf_counter() - started, 3))
         return "ok"
 
     def refresh(self, database: Database) -> None:

@@ -9,7 +9,6 @@ transactions fail at once and are retried here.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -32,9 +32,10 @@ from tenacity import (
 
 from api import faults
 from api.db.queries import QUERIES, SCRIPT_NAMES
-from api.observability import metrics, switch, tracing
+from api.observability import database as telemetry
+from api.observability import switch
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any]
@@ -213,14 +214,14 @@ def run_query(
     # and a full read a minute, api/db/checks.py): no span, no metric observation.
     if not switch.enabled() or name.startswith("readiness_"):
         return faults.run_with_query_fault(name, execute)
-    with tracing.query_span(name, statement) as span:
+    with telemetry.query_span(name, statement) as span:
         started = time.perf_counter()
         try:
             result = faults.run_with_query_fault(name, execute)
         except BaseException:
-            metrics.observe_query(name, "error", time.perf_counter() - started)
+            telemetry.observe_query(name, "error", time.perf_counter() - started)
             raise
-        metrics.observe_query(name, "ok", time.perf_counter() - started, len(result.rows))
+        telemetry.observe_query(name, "ok", time.perf_counter() - started, len(result.rows))
         span.set_attribute("db.response.returned_rows", len(result.rows))
         return result
 
@@ -243,14 +244,14 @@ def _execute(
         return QueryResult(columns=[c[0] for c in cursor.description], rows=cursor.fetchall())
     finally:
         # Also on failure: a failed statement may have ended a transaction (rolled back).
-        if tracing.operation_name(statement) != "SELECT":
+        if telemetry.operation_name(statement) != "SELECT":
             _data_changed()
 
 
 def _observe_writes(statement: str, execute: Callable[[], QueryResult]) -> QueryResult:
     """Run `execute`; for a writing statement record its outcome in `WRITE_HEALTH` and turn
     a storage failure (disk full, I/O error) into `StorageWriteError`."""
-    operation = tracing.operation_name(statement)
+    operation = telemetry.operation_name(statement)
     if operation == "SELECT":
         return execute()
     try:
@@ -259,7 +260,7 @@ def _observe_writes(statement: str, execute: Callable[[], QueryResult]) -> Query
         if is_storage_error(exc):
             reason = str(exc).splitlines()[0]
             WRITE_HEALTH.record_failure(reason)
-            logger.error("write failed: %s", reason)
+            logger.error("database.write_failed", reason=reason)
             raise StorageWriteError(reason) from exc
         raise
     if operation in _WRITE_OPERATIONS:
@@ -456,11 +457,11 @@ class Database:
             if state.attempt_number % LOCK_RETRIES_PER_LOG_LINE != 1:
                 return  # one line every few seconds is enough
             logger.warning(
-                "database %s is locked by another process; retry %d, waited %.1f of %.1f s",
-                path,
-                state.attempt_number,
-                state.seconds_since_start or 0.0,
-                lock_timeout_seconds,
+                "database.locked",
+                path=str(path),
+                attempt=state.attempt_number,
+                waited_seconds=round(state.seconds_since_start or 0.0, 1),
+                timeout_seconds=lock_timeout_seconds,
             )
 
         def sleep_unless_cancelled(seconds: float) -> None:
@@ -488,7 +489,7 @@ class Database:
                 ) from exc
             raise DatabaseOpenError(_open_failure_reason(exc, path), _first_line(exc)) from exc
         _withdraw(marker, announced)
-        logger.info("opened database %s (memory_limit=%s, threads=%d)", path, memory_limit, threads)
+        logger.info("database.opened", path=str(path), memory_limit=memory_limit, threads=threads)
         WRITE_HEALTH.reset()  # a fresh record for this database
         database = cls(connection, path)
         if wal_bytes:
@@ -497,13 +498,14 @@ class Database:
                 run_query(connection, "checkpoint")
             except (duckdb.Error, StorageWriteError) as exc:
                 # Still usable (the WAL is replayed); the next CHECKPOINT or clean stop folds it.
-                logger.error("CHECKPOINT after replaying the write-ahead log failed: %s", exc)
+                logger.error("database.checkpoint_failed", after="wal_replay", error=str(exc))
             else:
                 logger.info(
-                    "replayed the write-ahead log %s (%d bytes) in %.2f s and checkpointed it",
-                    wal,
-                    wal_bytes,
-                    replayed,
+                    "database.wal_replayed",
+                    wal=str(wal),
+                    wal_bytes=wal_bytes,
+                    seconds=round(replayed, 2),
+                    checkpointed=True,
                 )
         return database
 
@@ -537,6 +539,6 @@ class Database:
         try:
             run_query(connection, "checkpoint")
         except duckdb.Error:
-            logger.exception("CHECKPOINT failed while closing %s", self.path)
+            logger.exception("database.checkpoint_failed", after="close", path=str(self.path))
         connection.close()
-        logger.info("closed database %s", self.path)
+        logger.info("database.closed", path=str(self.path))

@@ -15,6 +15,7 @@ from starlette.datastructures import State
 
 from api.db.checks import DataCheck, Heartbeat
 from api.db.database import WAITING_FOR_LOCK, Database
+from api.schemas import DEFAULT_YEARS, YearRange
 
 
 class Phase(enum.Enum):
@@ -47,20 +48,24 @@ class Step:
 class DatabaseLifecycle:
     """The process's database: its current `step`, the open `database` (None until `READY`
     and again from `SHUTTING_DOWN`), the live readiness read (`heartbeat`) and the full read
-    of every table (`data_check`), both api/db/checks.py."""
+    of every table (`data_check`), both api/db/checks.py; `years`, the years the data holds
+    (a flight write's accepted range, read at `ready`)."""
 
     step: Step = field(default_factory=lambda: Step(Phase.OPENING))
     database: Database | None = None
     heartbeat: Heartbeat | None = None
     data_check: DataCheck = field(default_factory=DataCheck)
+    years: YearRange = DEFAULT_YEARS
 
     def enter(self, phase: Phase, detail: str | None = None) -> None:
         """Move to a start-up `phase` (the opener thread, via `open_database`'s on_status)."""
         self.step = Step(phase, detail)
 
-    def ready(self, database: Database, heartbeat: Heartbeat) -> None:
-        """The database is open and checked: the API serves from now on."""
+    def ready(self, database: Database, heartbeat: Heartbeat, years: YearRange) -> None:
+        """The database is open and checked, its data holds `years`: the API serves from
+        now on."""
         self.heartbeat = heartbeat
+        self.years = years
         self.database = database
         self.step = Step(Phase.READY)
 

@@ -6,15 +6,15 @@ its bookkeeping row, so a failed file leaves nothing behind. Running again appli
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import structlog
 
 from api.db.database import run_query, transaction
 
-logger = logging.getLogger(__name__)
+logger = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -57,6 +57,6 @@ def apply_migrations(
                 "migrations_record",
                 {"version": migration.version, "name": migration.name},
             )
-        logger.info("applied migration %s", migration.name)
+        logger.info("migration.applied", migration=migration.name)
         done.append(migration.name)
     return done

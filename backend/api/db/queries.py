@@ -16,14 +16,12 @@ from api.schemas import AirportRef, Flight, Plane
 # with a Z suffix.
 _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS time_hour"}
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
-# The reference parts of a flight's detail (api.schemas.FlightDetail), from the joined tables
-# of "flight_get": AirportRef's fields of both airports as origin_<field> and dest_<field>, and
-# Plane's as plane_<field> (the airports and planes tables use the same column names).
-DETAIL_COLUMNS = ", ".join(
-    [f"{alias}.{name} AS {end}_{name}" for end, alias in (("origin", "o"), ("dest", "d"))
-     for name in AirportRef.model_fields]
-    + [f"p.{name} AS plane_{name}" for name in Plane.model_fields]
-)  # fmt: skip
+# The reference parts of a flight's detail (api.schemas.FlightDetail): the airports' and the
+# planes' columns of AirportRef and Plane (both tables use the same column names), keyed by
+# faa and tailnum. Read whole and kept in the result cache (api/routes/flights.py): a join in
+# "flight_get" cost about three times the point lookup itself (docs/performance.md).
+AIRPORT_REF_COLUMNS = ", ".join(["faa", *AirportRef.model_fields])
+PLANE_REF_COLUMNS = ", ".join(["tailnum", *Plane.model_fields])
 
 # Scheduled departure hour in the origin airport's time zone, converted to naive UTC.
 # ICU ships inside the duckdb wheel; unknown airports fall back to New York time.
@@ -128,14 +126,20 @@ def _flight_list_sql(sort: str, order: str) -> str:
     params = (["$after_value"] if lead else []) + [f"$after_{c}" for c in FLIGHT_SORT_TAIL]
     compare = ">" if order == "asc" else "<"
     direction = " DESC" if order == "desc" else ""
+    order_by = ", ".join(c + direction for c in columns)
+    # The page is chosen from the raw columns and only its rows are formatted (time_hour's
+    # strftime in FLIGHT_COLUMNS): formatting in the same SELECT as the ORDER BY ... LIMIT
+    # made DuckDB format every matching row before the Top-N (docs/performance.md, "Data
+    # that grows"). The outer ORDER BY restores the page's order (a subquery's is not kept).
     # nosec B608: built from this module's constants only; every value is a $parameter.
     return f"""
-            SELECT {FLIGHT_COLUMNS} FROM flights
+            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
             WHERE {_FLIGHT_FILTERS}
               AND ($after_id IS NULL
                    OR ({", ".join(columns)}) {compare} ({", ".join(params)}))
-            ORDER BY {", ".join(c + direction for c in columns)}
-            LIMIT $limit"""  # nosec B608
+            ORDER BY {order_by}
+            LIMIT $limit) AS page
+            ORDER BY {order_by}"""  # nosec B608
 
 
 QUERIES: MappingProxyType[str, str] = MappingProxyType(
@@ -223,6 +227,48 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    distance, hour, minute, CAST(time_hour AS TIMESTAMP)
             FROM read_csv($path, header = true, nullstr = 'NA',
                 columns = {_FLIGHTS_CSV_COLUMNS})""",  # nosec B608
+        # Demo data that grows (`make demo-data SCALE=N`, api/db/demo_data.py): the loaded
+        # 2013 flights again for each of $years more years, dates shifted by whole years
+        # (2013 has no 29 February, so every date exists), ids offset by $stride per year, the
+        # delays perturbed by -5..+5 minutes (a hash of id and year: the same on every run),
+        # dep_time/arr_time moved by the same minutes, time_hour recomputed in the origin's
+        # time zone like the API computes it. Inserted in year order, so zone maps stay sharp.
+        "demo_scale_flights": """
+            INSERT INTO flights
+            WITH shifted AS (
+                SELECT f.*, y.k,
+                    CASE WHEN f.dep_delay IS NULL THEN 0
+                         ELSE CAST(hash(f.id, y.k) % 11 AS INTEGER) - 5 END AS d
+                FROM flights AS f CROSS JOIN range(1, $years + 1) AS y(k)
+                WHERE f.year = $base_year
+            )
+            SELECT s.id + s.k * $stride, s.year + s.k, s.month, s.day,
+                CASE WHEN s.dep_time IS NOT NULL THEN
+                    (((s.dep_time // 100) * 60 + s.dep_time % 100 + s.d) % 1440 + 1440) % 1440
+                    // 60 * 100
+                    + (((s.dep_time // 100) * 60 + s.dep_time % 100 + s.d) % 1440 + 1440) % 60
+                END,
+                s.sched_dep_time, s.dep_delay + s.d,
+                CASE WHEN s.arr_time IS NOT NULL THEN
+                    (((s.arr_time // 100) * 60 + s.arr_time % 100 + s.d) % 1440 + 1440) % 1440
+                    // 60 * 100
+                    + (((s.arr_time // 100) * 60 + s.arr_time % 100 + s.d) % 1440 + 1440) % 60
+                END,
+                s.sched_arr_time, s.arr_delay + s.d, s.carrier, s.flight, s.tailnum, s.origin,
+                s.dest, s.air_time, s.distance, s.hour, s.minute,
+                timezone('UTC', make_timestamptz(s.year + s.k, s.month, s.day, s.hour, 0, 0.0,
+                    coalesce(a.tzone, 'America/New_York')))
+            FROM shifted AS s LEFT JOIN airports AS a ON a.faa = s.origin
+            ORDER BY s.k, s.id""",
+        # The weather of those years: the 2013 observations with the same shift (UTC hours).
+        "demo_scale_weather": """
+            INSERT INTO weather
+            SELECT w.origin, w.year + y.k, w.month, w.day, w.hour, w.temp, w.dewp, w.humid,
+                   w.wind_dir, w.wind_speed, w.wind_gust, w.precip, w.pressure, w.visib,
+                   w.time_hour + to_years(CAST(y.k AS INTEGER))
+            FROM weather AS w CROSS JOIN range(1, $years + 1) AS y(k)
+            WHERE w.year = $base_year
+            ORDER BY y.k, w.time_hour""",
         "demo_record_load": "INSERT INTO demo_data_loads (flights) SELECT count(*) FROM flights",
         "demo_loads_count": "SELECT count(*) FROM demo_data_loads",
         "demo_reset_flight_id_counter": """
@@ -240,15 +286,10 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         },
         # The number of flights matching the search filters (the same WHERE as the lists).
         "flight_count": f"SELECT count(*) FROM flights WHERE {_FLIGHT_FILTERS}",  # nosec B608
-        # A flight by id, with the names of its airports and its aircraft (the detail page);
-        # LEFT JOINs: several real destinations are absent from airports, many tails from
-        # planes. The filter on the primary key runs first, so the joins see one row.
-        "flight_get": f"""
-            SELECT f.*, {DETAIL_COLUMNS}
-            FROM (SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id) AS f
-            LEFT JOIN airports AS o ON o.faa = f.origin
-            LEFT JOIN airports AS d ON d.faa = f.dest
-            LEFT JOIN planes AS p ON p.tailnum = f.tailnum""",  # nosec B608
+        # A flight by id (the primary key); its detail's names come from the two below.
+        "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
+        "airport_refs": f"SELECT {AIRPORT_REF_COLUMNS} FROM airports",  # nosec B608
+        "plane_refs": f"SELECT {PLANE_REF_COLUMNS} FROM planes",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """
@@ -301,6 +342,9 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                    EXISTS (SELECT 1 FROM flights WHERE origin = $origin) AS origin_known""",
         # Full scan: only for the message of a failed origin check.
         "flight_origins": "SELECT DISTINCT origin FROM flights ORDER BY origin",
+        # The years the data holds: a write's accepted range (read once when the database
+        # opens, api/main.py); NULLs while flights is empty.
+        "flight_years": "SELECT min(year), max(year) FROM flights",
         # --- statistics --------------------------------------------------------------------
         # Every stats statement takes the same scope: a NULL parameter disables its clause.
         "stats_carriers": f"""

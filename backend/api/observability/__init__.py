@@ -1,9 +1,20 @@
-"""Observability of the backend (docs/observability.md), one module per concern:
+"""Observability of the backend (docs/observability.md), one module per concern.
 
-- `logging`: structlog set-up; every stdout line is one JSON object.
-- `tracing`: OpenTelemetry SDK set-up, FastAPI instrumentation, DuckDB query spans.
-- `metrics`: Prometheus metrics (default registry: the backend is one process) and rendering.
+Identical in both services (`tests/test_shared_files.py`):
+
+- `identity`: `ServiceInfo`, the service's identity.
+- `logging`: structlog set-up; every stdout line is one JSON object; the access line.
+- `tracing`: OpenTelemetry SDK set-up, once per process.
+- `metrics`: HTTP server metrics and build info (default registry: the backend is one process).
+- `redaction`: the secret-redaction rules of the logs.
+
+The backend's own:
+
+- `servers`: uvicorn's loggers.
+- `instrumentation`: FastAPI's server spans.
+- `database`: DuckDB query spans and metrics, database file sizes.
 - `requests`: the ASGI middleware for request ids, the access line and HTTP metrics.
+- `switch`: the process-wide `TELEMETRY_ENABLED` switch.
 
-Kept free of imports here so `api.db` can use `tracing` and `metrics` without cycles.
+Kept free of imports here so `api.db` can use `database` and `metrics` without cycles.
 """

@@ -1,25 +1,28 @@
 """Structured logs: every line on stdout is one JSON object (docs/observability.md, "Logs").
 
-Both structlog loggers and plain stdlib loggers (ours, uvicorn's, OpenTelemetry's, warnings)
-end in ONE stdlib handler on stdout whose `structlog.stdlib.ProcessorFormatter` renders the
-record, so server lines and application lines share one schema:
+This file is identical in both services (`tests/test_shared_files.py`); what each service's
+HTTP server (uvicorn, gunicorn) needs lives in `servers.py`.
+
+Application code logs events through structlog: an event name and fields, never a formatted
+string (`structlog.get_logger(__name__).info("database.opened", path=..., threads=4)`). Stdlib
+records (uvicorn, gunicorn, Werkzeug, httpx, OpenTelemetry, warnings, uncaught exceptions)
+end in ONE handler on the root logger whose `structlog.stdlib.ProcessorFormatter` runs the
+same processors, so every line has one schema:
 
     {"timestamp": "2026-11-29T13:05:01.123456Z", "level": "info", "event": "...",
      "logger": "api.access", "service.name": "flights-backend", "service.version": "0.1.0",
-     "deployment.environment": "development", "process.pid": 4711,
+     "deployment.environment.name": "development", "process.pid": 4711,
      "trace_id": "<32 hex>", "span_id": "<16 hex>", "request_id": "..."}
 
-`trace_id`/`span_id` come from the active OpenTelemetry span (only a valid span context);
-`request_id` and other request fields come from structlog's contextvars (bound by the request
-middleware). Secrets are replaced by "[REDACTED]" before rendering (`api.observability.redaction`:
-the frontend's rules, free text included). `LOG_FORMAT=console` swaps the JSON renderer for
-structlog's coloured ConsoleRenderer.
+`trace_id`/`span_id` come from the active, valid OpenTelemetry span; `request_id` (and other
+request fields) from structlog's contextvars, bound per request (`bind_request_context`).
+Secrets are replaced by "[REDACTED]" before rendering (`redaction.py`). `LOG_FORMAT=console`
+swaps the JSON renderer for structlog's ConsoleRenderer.
 
-The per-request access line is the one hot line: `get_direct_logger` renders it with the very
-same processors and renderer, but straight to stdout, without a stdlib `LogRecord` (made twice:
-once by the logger, once copied by the formatter), `findCaller` frame walking and handler
-locking; that was ~70 % of its cost (docs/performance.md, "Telemetry tax, round 2").
-JSON is rendered with orjson (several times faster than the stdlib encoder).
+The per-request access line (`access_logger()`) is the one hot line: it takes structlog's
+documented fast path (structlog docs, "Performance": `make_filtering_bound_logger`,
+`BytesLoggerFactory`, `cache_logger_on_first_use`, orjson rendering to bytes), with the same
+fields, no stdlib `LogRecord`, no frame walking and no handler locking.
 """
 
 from __future__ import annotations
@@ -29,24 +32,39 @@ import logging
 import os
 import sys
 import threading
-import traceback
+from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
 from opentelemetry import trace
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from api.observability.redaction import REDACTED, redact
+from .identity import ServiceInfo
+from .redaction import REDACTED, redact
+from .servers import configure_server_logging
 
-__all__ = ["REDACTED", "configure_logging", "get_direct_logger", "redact_secrets"]
+__all__ = [
+    "REDACTED",
+    "access_logger",
+    "bind_request_context",
+    "clear_request_context",
+    "configure_logging",
+    "current_context",
+    "make_handler",
+    "redact_secrets",
+]
 
-# The stdout handler we install, so a second call replaces it instead of adding another.
-_HANDLER_NAME = "api.observability.stdout"
+LogFormat = Literal["json", "console"]
 
-# The shared rules (identical file in the frontend): secret-named fields and credentials in
-# free text.
+# The package ("api" or "web"): names the access and uncaught-exception loggers.
+_PACKAGE = __name__.split(".")[0]
+ACCESS_LOGGER = f"{_PACKAGE}.access"
+# Marks the handler this module installs, so re-configuring replaces it instead of stacking.
+_HANDLER_MARK = "_observability_stdout_handler"
+
+# The shared rules: secret-named fields and credentials in free text.
 redact_secrets = redact
 
 
@@ -64,32 +82,23 @@ def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> Event
     return event_dict
 
 
-# The service fields of every line. Module state rather than a closure: structlog caches
-# loggers on first use with the processor chain of that moment, so the chain stays the same
-# object and a later configure_logging() only updates these values.
+# The service fields of every line. Module state rather than a closure: loggers cached on
+# first use keep the processor chain of that moment, so a later configure_logging() only
+# updates these values.
 _SERVICE: dict[str, str] = {
-    "service.name": "flights-backend",
-    "service.version": "0.0.0",
-    "deployment.environment": "development",
+    "service.name": "unknown",
+    "service.version": "unknown",
+    "deployment.environment.name": "development",
 }
 
 
 def add_service_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Add service.name, service.version, deployment.environment and process.pid."""
-    event_dict.update(_SERVICE)
+    """Add `service.name`, `service.version`, `deployment.environment.name` and
+    `process.pid` (read per line: gunicorn workers are forked from the master)."""
+    for key, value in _SERVICE.items():
+        event_dict.setdefault(key, value)
     event_dict["process.pid"] = os.getpid()
     return event_dict
-
-
-SHARED_PROCESSORS: list[Processor] = [
-    structlog.contextvars.merge_contextvars,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-    add_service_fields,
-    add_trace_context,
-    redact_secrets,
-]
 
 
 def _dumps(event_dict: EventDict, **_: Any) -> str:
@@ -98,18 +107,162 @@ def _dumps(event_dict: EventDict, **_: Any) -> str:
     orjson rejects e.g. integers beyond 64 bits; `default=str` stringifies any other odd value
     (a datetime, an exception) so a line is never lost.
     """
+    return _dumps_bytes(event_dict).decode()
+
+
+def _dumps_bytes(event_dict: EventDict, **_: Any) -> bytes:
     try:
-        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
-        return json.dumps(event_dict, default=str)
+        return json.dumps(event_dict, default=str).encode()
+
+
+def _encode(_: WrappedLogger, __: str, line: Any) -> bytes:
+    """Last processor of the console access line: BytesLogger writes bytes."""
+    return line.encode() if isinstance(line, str) else bytes(line)
+
+
+def _processors(log_format: LogFormat) -> list[Processor]:
+    """Processors run on every event, structlog's and the stdlib's alike (in this order)."""
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,  # request_id, bound per request
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        add_service_fields,
+        add_trace_context,
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if log_format == "json":
+        # JSON: the stack becomes the `exception` string. The console renderer prints
+        # exc_info itself, prettier, so it must still see it.
+        processors.append(structlog.processors.format_exc_info)
+    processors += [structlog.processors.UnicodeDecoder(), redact]
+    return processors
+
+
+def _renderer(log_format: LogFormat) -> Processor:
+    if log_format == "console":
+        return structlog.dev.ConsoleRenderer()
+    return structlog.processors.JSONRenderer(serializer=_dumps)
+
+
+# The chain of structlog loggers: one list object, updated in place, so loggers cached on
+# first use follow every re-configuration (tests, the app factory after gunicorn's master).
+_CHAIN: list[Processor] = []
+
+
+class _CurrentStdout:
+    """A binary file that is always the *current* `sys.stdout` (pytest swaps it per test; a
+    logger bound to the stream of the moment would later write to a closed file)."""
+
+    def write(self, data: bytes) -> int:
+        stream = sys.stdout
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text-only stream (some test harnesses)
+            return stream.write(data.decode())
+        return int(buffer.write(data))
+
+    def flush(self) -> None:
+        stream = sys.stdout
+        getattr(stream, "buffer", stream).flush()
+
+
+_STDOUT = _CurrentStdout()
+
+
+def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
+    """structlog's fast path for the access line: its level fixed now (the stdlib level of
+    `ACCESS_LOGGER`, i.e. LOG_LEVEL, or nothing when that logger is disabled), rendered to
+    bytes by orjson and written by a `BytesLogger` (one lock per file, one write per line)."""
+    stdlib = logging.getLogger(ACCESS_LOGGER)
+    level = logging.CRITICAL + 1 if stdlib.disabled else stdlib.getEffectiveLevel()
+    final: list[Processor] = (
+        [structlog.dev.ConsoleRenderer(), _encode]
+        if log_format == "console"
+        else [structlog.processors.JSONRenderer(serializer=_dumps_bytes)]
+    )
+    # The shared processors minus those with nothing to do on this line (no exception, no
+    # stack, no bytes values): the same fields, fewer calls on the hot path.
+    skip = (
+        structlog.processors.StackInfoRenderer,
+        structlog.processors.ExceptionRenderer,
+        structlog.processors.UnicodeDecoder,
+    )
+    chain = [p for p in _processors(log_format) if not isinstance(p, skip)]
+    logger: FilteringBoundLogger = structlog.wrap_logger(
+        structlog.BytesLoggerFactory(_STDOUT)(ACCESS_LOGGER),  # type: ignore[arg-type]
+        processors=[*chain, *final],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    ).bind()  # the bound logger itself: no lazy proxy between a request and its line
+    return logger
+
+
+_access: FilteringBoundLogger = _make_access_logger("json")
+
+
+def access_logger() -> FilteringBoundLogger:
+    """The access-line logger (`<package>.access`), as configured by the last
+    `configure_logging`: `access_logger().info("http.request", **fields)`."""
+    return _access
+
+
+def _set_service(info: ServiceInfo) -> None:
+    _SERVICE.update(
+        {
+            "service.name": info.name,
+            "service.version": info.version,
+            "deployment.environment.name": info.environment,
+        }
+    )
+
+
+def _configure_structlog(info: ServiceInfo, log_format: LogFormat) -> None:
+    global _access
+    _set_service(info)
+    _CHAIN[:] = [
+        structlog.stdlib.filter_by_level,
+        *_processors(log_format),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
+    structlog.configure(
+        processors=_CHAIN,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    _access = _make_access_logger(log_format)
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn passes an ANSI-coloured copy of its message as `extra={"color_message": ...}`:
+    not a field of ours (the line's `event` is the message)."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging.Formatter:
+    """The stdlib formatter that renders any `LogRecord` like a structlog event (the service
+    fields of every line become `info`'s)."""
+    _set_service(info)
+    # ExtraAdder only for stdlib records: `logger.info("x", extra={...})` fields appear too.
+    # It must come before `redact`, so it goes in front of the shared chain.
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
+            *_processors(log_format),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _renderer(log_format),
+        ],
+    )
 
 
 class _StdoutHandler(logging.StreamHandler[TextIO]):
-    """A StreamHandler that always writes to the *current* `sys.stdout`.
-
-    pytest swaps `sys.stdout` per test; a handler bound to the stream of the moment would
-    later write to a closed file.
-    """
+    """A StreamHandler that always writes to the *current* `sys.stdout` (see _CurrentStdout)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
@@ -123,101 +276,54 @@ class _StdoutHandler(logging.StreamHandler[TextIO]):
         pass  # always sys.stdout
 
 
-def configure_logging(
-    *,
-    level: str = "INFO",
-    fmt: Literal["json", "console"] = "json",
-    service_name: str = "flights-backend",
-    service_version: str = "0.0.0",
-    environment: str = "development",
-) -> None:
-    """Route all logging (structlog and stdlib) to stdout as JSON (or console) lines.
+def make_handler(
+    service_name: str,
+    service_version: str,
+    environment: str,
+    log_format: LogFormat = "json",
+    git_commit: str = "unknown",
+) -> logging.Handler:
+    """A stdout handler with the structlog formatter; also configures structlog itself.
 
-    Idempotent: calling it again replaces our handler and configuration (tests build several
-    apps in one process). Handlers that others added to the root logger (pytest's caplog)
-    are left alone. Also silences `uvicorn.access` (the request middleware writes the access
-    line) and logs uncaught exceptions as JSON with the stack in `exception`.
+    Plain keyword arguments so `logging.config.dictConfig` can build it (the `"()"` factory
+    of the frontend's gunicorn `logconfig_dict`, `servers.py`).
     """
-    _SERVICE.update(
-        {
-            "service.name": service_name,
-            "service.version": service_version,
-            "deployment.environment": environment,
-        }
-    )
-    renderer: Processor
-    if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer()
-        final: list[Processor] = [renderer]
-    else:
-        # The stack as one string in `exception` (ConsoleRenderer formats it by itself).
-        final = [
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(serializer=_dumps),
-        ]
-    _DIRECT_CHAIN[:] = [*SHARED_PROCESSORS, *final]
-
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            *SHARED_PROCESSORS,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        # Records of plain stdlib loggers (uvicorn, ours) get the same fields.
-        foreign_pre_chain=SHARED_PROCESSORS,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
-    )
-
+    info = ServiceInfo(service_name, service_version, environment, git_commit)
+    _configure_structlog(info, log_format)
     handler = _StdoutHandler()
-    handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter)
+    handler.setFormatter(make_formatter(info, log_format))
+    setattr(handler, _HANDLER_MARK, True)
+    return handler
+
+
+def configure_logging(
+    info: ServiceInfo, *, log_format: LogFormat = "json", level: str = "INFO"
+) -> None:
+    """Route all logging of this process (structlog and stdlib) to stdout. Idempotent.
+
+    `level` is a stdlib level name (`LOG_LEVEL`). Replaces only the handler a previous call
+    installed, so handlers others attached to the root logger (pytest's caplog) stay. Also
+    sets up the HTTP server's loggers (`servers.configure_server_logging`: their own access
+    lines are replaced by ours), turns warnings into log records and logs uncaught exceptions
+    as one line with the stack in `exception`.
+    """
     root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
-        root.removeHandler(old)
-    root.addHandler(handler)
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
     root.setLevel(level.upper())
-
-    # uvicorn: its loggers propagate to root (no handlers of their own, see serve()); the
-    # access logger is replaced by our access line.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
-    # An exception the app's 500 handler logged (with trace ids) is not logged again by
-    # uvicorn ("Exception in ASGI application", without them): one line per error.
-    error_log = logging.getLogger("uvicorn.error")
-    for stale in [f for f in error_log.filters if isinstance(f, _DropLoggedExceptions)]:
-        error_log.removeFilter(stale)
-    error_log.addFilter(_DropLoggedExceptions())
-    access = logging.getLogger("uvicorn.access")
-    access.handlers.clear()
-    access.propagate = False
-    access.disabled = True
-
-    logging.captureWarnings(True)  # warnings become log records, not raw stderr text
+    handler = make_handler(info.name, info.version, info.environment, log_format)
+    root.addHandler(handler)
+    configure_server_logging(level)
+    global _access
+    _access = _make_access_logger(log_format)  # after the levels are set
+    logging.captureWarnings(True)  # warnings.warn(...) -> a log line instead of raw stderr
     _install_excepthooks()
 
 
-# Set on an exception by the app's 500 handler once it has been logged (api/problems.py).
-LOGGED_MARK = "_api_logged"
-
-
-class _DropLoggedExceptions(logging.Filter):
-    """Drops a record whose exception the application has already logged (`LOGGED_MARK`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not getattr(exc, LOGGED_MARK, False)
-
-
 def _install_excepthooks() -> None:
-    """Log uncaught exceptions (main thread and other threads) as one JSON line each."""
-    logger = logging.getLogger("api.uncaught")
+    """Uncaught exceptions (main thread and other threads) become one line with the stack."""
+    log = structlog.get_logger(f"{_PACKAGE}.uncaught")
 
     def excepthook(
         kind: type[BaseException], value: BaseException, tb: TracebackType | None
@@ -225,64 +331,33 @@ def _install_excepthooks() -> None:
         if issubclass(kind, KeyboardInterrupt):
             sys.__excepthook__(kind, value, tb)
             return
-        logger.critical("uncaught exception", exc_info=(kind, value, tb))
+        log.critical("exception.uncaught", exc_info=(kind, value, tb))
 
     def thread_excepthook(args: threading.ExceptHookArgs) -> None:
         if args.exc_value is None or issubclass(args.exc_type, SystemExit):
             return
-        thread = args.thread.name if args.thread else "?"
-        logger.critical(
-            "uncaught exception in thread %s",
-            thread,
+        log.critical(
+            "exception.uncaught",
             exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            **{"thread.name": args.thread.name if args.thread else None},
         )
 
     sys.excepthook = excepthook
     threading.excepthook = thread_excepthook
 
 
-# The processors of a direct logger's line: the shared ones, then the formatter's (set by
-# configure_logging; the same list object, so loggers made before it see the update).
-_DIRECT_CHAIN: list[Processor] = [
-    *SHARED_PROCESSORS,
-    structlog.processors.format_exc_info,
-    structlog.processors.JSONRenderer(serializer=_dumps),
-]
-# One write (line + newline) and flush at a time: lines from threads never interleave.
-_WRITE_LOCK = threading.Lock()
+def bind_request_context(**values: Any) -> None:
+    """Start a fresh per-request log context holding `values` (e.g. `request_id`): worker
+    threads are reused, so the previous request's values are cleared first."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**values)
 
 
-class DirectLogger:
-    """A logger for hot lines: the same fields, processors and renderer as every other line,
-    written straight to the current `sys.stdout` without going through stdlib logging.
-
-    The level still comes from stdlib logging (`logging.getLogger(name)`, i.e. LOG_LEVEL on
-    the root logger, or a level/`disabled` an operator sets on that logger), so the line is
-    filtered exactly like a stdlib line would be. Only `info` is needed (the access line).
-    """
-
-    def __init__(self, name: str) -> None:
-        self._stdlib = logging.getLogger(name)
-
-    def info(self, event: str, **fields: Any) -> None:
-        """Write one `info` line with `event` and `fields` (if INFO is enabled for the logger)."""
-        if self._stdlib.disabled or not self._stdlib.isEnabledFor(logging.INFO):
-            return
-        event_dict: Any = {**fields, "event": event}
-        try:
-            for processor in _DIRECT_CHAIN:
-                event_dict = processor(self._stdlib, "info", event_dict)
-            line = event_dict if isinstance(event_dict, str) else str(event_dict)
-            with _WRITE_LOCK:
-                stream = sys.stdout
-                stream.write(line + "\n")
-                stream.flush()
-        except Exception:
-            # Like `logging.Handler.handleError`: a log line must never fail the request.
-            if logging.raiseExceptions:
-                traceback.print_exc(file=sys.__stderr__)
+def clear_request_context() -> None:
+    """Drop the per-request log context (request start and end: threads are reused)."""
+    structlog.contextvars.clear_contextvars()
 
 
-def get_direct_logger(name: str) -> DirectLogger:
-    """A `DirectLogger` named `name` (a stdlib logger name, e.g. "api.access")."""
-    return DirectLogger(name)
+def current_context() -> MutableMapping[str, Any]:
+    """The values bound to the log context of the current thread/task (e.g. `request_id`)."""
+    return structlog.contextvars.get_contextvars()

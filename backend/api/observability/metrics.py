@@ -1,142 +1,127 @@
-"""Prometheus metrics of the backend (docs/observability.md, "Metrics").
+"""Prometheus metrics both services expose, and the `/metrics` rendering (docs/observability.md).
 
-The backend is ONE process, so the metrics live in prometheus-client's default registry (no
-multiprocess mode; process and GC metrics come for free). Metric objects are module-level
-singletons: registering a name twice raises, and tests build several apps per process.
+This file is identical in both services (`tests/test_shared_files.py`); each service's own
+metrics live in its own file (backend: `database.py`, frontend: `backend_calls.py`).
+
+Multiprocess mode (prometheus-client) is on when `PROMETHEUS_MULTIPROC_DIR` is in the
+environment *before* `prometheus_client` is first imported (the frontend's gunicorn.conf.py
+sets it, empties it with `empty_multiproc_dir` in `on_starting`, and calls `mark_process_dead`
+from `child_exit`); `render` then merges every worker's files on each scrape. Without it (the
+backend is one process; tests, `flask run`) the default in-process registry is used, with
+process and GC metrics.
 
 - `http_server_request_duration_seconds` histogram {http_request_method, http_route,
-  http_response_status_code}
-- `http_server_active_requests` gauge {http_request_method, http_route}
-- `app_build_info` gauge, always 1 {service_name, version, git_commit}
-- `duckdb_query_duration_seconds` histogram {query, outcome="ok"|"error"}, trace exemplars
-- `duckdb_query_returned_rows_total` counter {query}
-- `duckdb_database_size_bytes` gauge: the database file's size, read at scrape time
-- `duckdb_wal_size_bytes` gauge: `<db>.wal`'s size at scrape time, 0 when absent
+  http_response_status_code}; its `_count` is the request count; trace exemplars.
+- `http_server_active_requests` gauge {http_request_method, http_route}, livesum.
+- `app_build_info` gauge, always 1 {service_name, version, git_commit}, max.
 
-All durations are seconds measured with `time.perf_counter`. Exemplars (`trace_id` of a
-sampled span) appear only in the OpenMetrics exposition format.
+Durations are seconds (`time.perf_counter`). Label values are bounded: routes are templates
+(`unmatched` when none matched), methods outside the standard set are `_OTHER`. Exemplars
+(the `trace_id` of a sampled span) appear only in the OpenMetrics format, and not at all in
+multiprocess mode (prometheus-client keeps none there).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
 from pathlib import Path
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import disable_created_metrics
-from prometheus_client.registry import Collector
 
-from api.observability.tracing import current_trace_exemplar
+from .identity import ServiceInfo
+from .tracing import current_trace_exemplar
 
-# `_created` series double the series count and no dashboard here reads them.
+# `_created` series double the series count and no dashboard or alert reads them.
 disable_created_metrics()
 
-# OpenTelemetry's recommended boundaries for HTTP server durations (seconds).
-HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
-# DuckDB statements range from ~100 µs (a point lookup) to seconds (a full scan or a load).
-DUCKDB_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-    5, 10,
-)  # fmt: skip
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED_ROUTE = "unmatched"
+OTHER_METHOD = "_OTHER"
+# The HTTP methods of RFC 9110 plus PATCH (OpenTelemetry's "known methods").
+KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+# Seconds. OpenTelemetry's recommended HTTP duration buckets; 0.25 and 0.5 are the alert
+# thresholds in ops/prometheus/rules (p95 latency per service).
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 HTTP_REQUEST_DURATION = Histogram(
     "http_server_request_duration_seconds",
-    "Duration of HTTP requests handled by the server, in seconds.",
+    "Duration of HTTP server requests, from routing to the response (seconds).",
     ["http_request_method", "http_route", "http_response_status_code"],
     buckets=HTTP_BUCKETS,
 )
 HTTP_ACTIVE_REQUESTS = Gauge(
     "http_server_active_requests",
-    "HTTP requests being handled right now.",
+    "HTTP server requests in flight.",
     ["http_request_method", "http_route"],
+    # Sum over live workers; a dead worker's in-flight count disappears with it.
+    multiprocess_mode="livesum",
 )
 BUILD_INFO = Gauge(
     "app_build_info",
     "Always 1; the labels name the running build.",
     ["service_name", "version", "git_commit"],
+    # Every worker writes 1; max keeps 1 (livesum would count workers).
+    multiprocess_mode="max",
 )
-DUCKDB_QUERY_DURATION = Histogram(
-    "duckdb_query_duration_seconds",
-    "Duration of DuckDB statements (execute + fetch), in seconds, by named query.",
-    ["query", "outcome"],
-    buckets=DUCKDB_BUCKETS,
-)
-DUCKDB_RETURNED_ROWS = Counter(
-    "duckdb_query_returned_rows",  # exposed as duckdb_query_returned_rows_total
-    "Rows returned by DuckDB statements, by named query.",
-    ["query"],
-)
+
+
+def multiprocess_enabled() -> bool:
+    """True when samples go to `PROMETHEUS_MULTIPROC_DIR` (gunicorn), not process memory."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def normalize_method(method: str) -> str:
+    """`GET` -> `GET`; an unknown method (`FOO`) -> `_OTHER` (bounded label values)."""
+    upper = method.upper()
+    return upper if upper in KNOWN_METHODS else OTHER_METHOD
 
 
 def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
-    """Record one finished HTTP request (with a trace exemplar when a sampled span is active)."""
+    """Record one finished HTTP request (`method` normalised, `route` a template), with a
+    trace exemplar when a sampled span is active."""
     HTTP_REQUEST_DURATION.labels(method, route, str(status)).observe(
         seconds, exemplar=current_trace_exemplar()
     )
 
 
-def observe_query(name: str, outcome: str, seconds: float, rows: int = 0) -> None:
-    """Record one DuckDB statement: `outcome` is "ok" or "error", `rows` the rows returned.
+def set_build_info(info: ServiceInfo) -> None:
+    """Publish `app_build_info{service_name, version, git_commit} 1` from this process."""
+    BUILD_INFO.labels(info.name, info.version, info.git_commit).set(1)
 
-    Called inside the statement's span, so the exemplar links to that span's trace.
+
+def render(accept: str | None) -> tuple[bytes, str]:
+    """The exposition for one scrape: `(body, content_type)`.
+
+    OpenMetrics when `accept` asks for `application/openmetrics-text`, the classic text
+    format 0.0.4 otherwise. In multiprocess mode a fresh registry with a
+    `MultiProcessCollector` merges every worker's files (live and dead) at each call.
     """
-    DUCKDB_QUERY_DURATION.labels(name, outcome).observe(seconds, exemplar=current_trace_exemplar())
-    if outcome == "ok":
-        DUCKDB_RETURNED_ROWS.labels(name).inc(rows)
+    registry: CollectorRegistry = REGISTRY
+    if multiprocess_enabled():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
 
 
-def set_build_info(service_name: str, version: str, git_commit: str) -> None:
-    """Set `app_build_info{service_name, version, git_commit} 1`."""
-    BUILD_INFO.labels(service_name, version, git_commit).set(1)
+def empty_multiproc_dir(path: str | os.PathLike[str]) -> int:
+    """Delete prometheus-client's `*.db` files in `path` (gunicorn `on_starting`).
 
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-class DatabaseFilesCollector(Collector):
-    """Sizes of the DuckDB file and its write-ahead log (`<db>.wal`), read at scrape time.
-
-    `path` is the database in use; it is set by the app factory (`watch_database`). Missing
-    files count as 0 bytes.
+    Returns how many were removed. Leftovers of an earlier run would otherwise be merged into
+    this run's counters. Only `*.db` files are touched: the directory may be operator-chosen.
     """
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        database = GaugeMetricFamily(
-            "duckdb_database_size_bytes", "Size of the DuckDB database file, in bytes."
-        )
-        wal = GaugeMetricFamily(
-            "duckdb_wal_size_bytes", "Size of the DuckDB write-ahead log file, in bytes."
-        )
-        path = self.path
-        database.add_metric([], _file_size(path) if path else 0)
-        wal.add_metric([], _file_size(Path(f"{path}.wal")) if path else 0)
-        yield database
-        yield wal
+    removed = 0
+    for file in Path(path).glob("*.db"):
+        file.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
-DATABASE_FILES = DatabaseFilesCollector()
-REGISTRY.register(DATABASE_FILES)
-
-
-def watch_database(path: Path) -> None:
-    """Report the sizes of the DuckDB file at `path` (and its WAL) from now on."""
-    DATABASE_FILES.path = path
-
-
-def render(accept_header: str | None) -> tuple[bytes, str]:
-    """The registry's samples as `(body, content_type)`.
-
-    OpenMetrics (with exemplars) when `accept_header` asks for
-    `application/openmetrics-text`, the classic text format 0.0.4 otherwise.
-    """
-    encoder, content_type = choose_encoder(accept_header or "")
-    return encoder(REGISTRY), content_type
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn `child_exit`); counters/histograms stay."""
+    if multiprocess_enabled():
+        multiprocess.mark_process_dead(pid)

@@ -38,17 +38,12 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
-from api.observability.logging import get_direct_logger
+from api.observability.logging import access_logger
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
-STANDARD_METHODS = frozenset(
-    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
-)
-UNMATCHED = "unmatched"
-
-# Written directly (no stdlib LogRecord): it is the one line per request (logging.py).
-access_logger = get_direct_logger("api.access")
+STANDARD_METHODS = metrics.KNOWN_METHODS
+UNMATCHED = metrics.UNMATCHED_ROUTE
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -170,7 +165,8 @@ class RequestTelemetryMiddleware:
                 "client.address": client[0] if client else "",
                 "user_agent.original": _header(headers, b"user-agent"),
             }
-            access_logger.info("http.request", **fields)
+            # structlog's fast path (logging.py): the one line per request
+            access_logger().info("http.request", **fields)
 
 
 def request_id_of(scope: Scope) -> str | None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from api import idempotency
 from api.db.database import retry_on_conflict, run_query, transaction
 from api.db.queries import FLIGHT_SORT_TAIL, FLIGHT_SORTS, NULLS_LAST, flight_list_name
-from api.dependencies import Cursor, FlightIds, GroupWrites, Results, get_database
+from api.dependencies import Cursor, DataYears, FlightIds, GroupWrites, Results, get_database
 from api.http_semantics import JsonBodyRoute
 from api.idempotency import IdempotencyKeyHeader
 from api.problems import FieldError, ValidationProblem, field_errors
@@ -26,7 +26,6 @@ from api.schemas import (
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
     AirportFilter,
-    AirportRef,
     CarrierFilter,
     Flight,
     FlightCreate,
@@ -34,7 +33,7 @@ from api.schemas import (
     FlightPage,
     FlightPatch,
     IsoDate,
-    Plane,
+    YearRange,
 )
 
 # JsonBodyRoute: bodies must be JSON (415), decoded with bounded nesting (api/http_semantics.py).
@@ -140,7 +139,11 @@ M = TypeVar("M", FlightCreate, FlightPatch)
 
 
 def validated_body(
-    db: duckdb.DuckDBPyConnection, model: type[M], raw: dict[str, Any], flight_id: int | None = None
+    db: duckdb.DuckDBPyConnection,
+    model: type[M],
+    raw: dict[str, Any],
+    years: YearRange,
+    flight_id: int | None = None,
 ) -> M:
     """`raw` as a `model` (FlightCreate or FlightPatch). When some fields break the schema,
     raises `ValidationProblem` with those errors AND the failures of `check_flight` over the
@@ -166,7 +169,7 @@ def validated_body(
             raise ValidationProblem(errors)
         record = {name: stored[name] for name in INPUT_FIELDS} | record
     try:
-        check_flight(db, record, skip=bad)
+        check_flight(db, record, years, skip=bad)
     except ValidationProblem as rules:
         errors += rules.errors
     raise ValidationProblem(errors)
@@ -175,10 +178,12 @@ def validated_body(
 def check_flight(
     db: duckdb.DuckDBPyConnection,
     record: dict[str, Any],
+    years: YearRange,
     skip: frozenset[str] | set[str] = frozenset(),
 ) -> None:
-    """Rules over the whole (merged) record: required fields present, a real date, a known
-    carrier (airlines table), an origin that flights leave from. Raises `ValidationProblem`
+    """Rules over the whole (merged) record: required fields present, a year the data holds
+    (`years`, api/db/lifecycle.py), a real date, a known carrier (airlines table), an origin
+    that flights leave from. Raises `ValidationProblem`
     listing every failure; returns None when the record is valid. Fields in `skip` already
     failed the schema: not reported again (a missing one is not "required" a second time)."""
     errors: list[FieldError] = [
@@ -187,7 +192,10 @@ def check_flight(
         if record.get(name) is None and name not in skip
     ]
     year, month, day = record.get("year"), record.get("month"), record.get("day")
-    if year is not None and month is not None and day is not None:
+    year_error = None if year is None else years.error(year)
+    if year_error is not None:
+        errors.append({"field": "year", "message": year_error})
+    elif year is not None and month is not None and day is not None:
         try:
             dt.date(year, month, day)
         except ValueError:
@@ -328,20 +336,25 @@ def list_flights(
 
 
 @router.get("/{flight_id}", response_model=FlightDetail)
-def get_flight(db: Cursor, flight_id: int) -> dict[str, Any]:
+def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
     """One flight by id with the names (and time zones) of its airports and its aircraft,
     each null when the reference tables do not know it; 404 when there is no such flight."""
-    row = _get_flight(db, flight_id)
-    flight = {name: value for name, value in row.items() if name in Flight.model_fields}
-    # The joined columns of "flight_get" (api/db/queries.py DETAIL_COLUMNS).
-    for end in ("origin", "dest"):
-        airport = {name: row[f"{end}_{name}"] for name in AirportRef.model_fields}
-        # An airport without a row in airports has no name (name is NOT NULL there).
-        flight[f"{end}_airport"] = None if airport["name"] is None else airport
-    plane = {name: row[f"plane_{name}"] for name in Plane.model_fields}
+    flight = _get_flight(db, flight_id)
+    airports = results.reuse(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
+    planes = results.reuse(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
+    # Several real destinations are absent from airports, many tail numbers from planes.
+    flight["origin_airport"] = airports.get(flight["origin"])
+    flight["dest_airport"] = airports.get(flight["dest"])
+    plane = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
     # A tail number in planes with every field unknown is as good as none.
-    flight["plane"] = plane if any(v is not None for v in plane.values()) else None
+    flight["plane"] = plane if plane and any(v is not None for v in plane.values()) else None
     return flight
+
+
+def _references(db: duckdb.DuckDBPyConnection, name: str, key: str) -> dict[str, dict[str, Any]]:
+    """A whole reference table as {key: its other columns} ("airport_refs" by faa,
+    "plane_refs" by tailnum): a few thousand small rows, kept until the next write."""
+    return {row.pop(key): row for row in run_query(db, name).dicts()}
 
 
 @router.post("", response_model=Flight, status_code=status.HTTP_201_CREATED)
@@ -352,6 +365,7 @@ def create_flight(
     writes: GroupWrites,
     raw: RawBody,
     response: Response,
+    years: DataYears,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Create a flight with a new id; 201 with a Location header, 422 on bad input.
@@ -361,12 +375,12 @@ def create_flight(
     that no concurrent create conflicts with, committed in a group (api/db/batch.py). With an
     `Idempotency-Key` a repeat gets the first answer again (api/idempotency.py).
     """
-    body = validated_body(db, FlightCreate, raw)
+    body = validated_body(db, FlightCreate, raw, years)
     with idempotency.claim(request, db, idempotency_key, body.model_dump()) as claim:
         if claim.replay is not None:
             return claim.replay
         record = body.model_dump()
-        check_flight(db, record)
+        check_flight(db, record, years)
         flight_id = ids.next_id(db)
         location = f"{router.prefix}/{flight_id}"
 
@@ -388,6 +402,7 @@ def patch_flight(
     db: Cursor,
     flight_id: int,
     raw: RawBody,
+    years: DataYears,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     """Apply the fields sent to a stored flight; the merged record must be valid.
@@ -397,18 +412,19 @@ def patch_flight(
     a later re-read that could show another writer's values. With an `Idempotency-Key` the
     key and this answer are stored in the same transaction; a repeat gets it again.
     """
-    body = validated_body(db, FlightPatch, raw, flight_id=flight_id)
+    body = validated_body(db, FlightPatch, raw, years, flight_id=flight_id)
     changes = body.model_dump(include=body.model_fields_set)
     with idempotency.claim(request, db, idempotency_key, changes) as claim:
         if claim.replay is not None:
             return claim.replay
-        return _patch(db, flight_id, changes, claim)
+        return _patch(db, flight_id, changes, years, claim)
 
 
 def _patch(
     db: duckdb.DuckDBPyConnection,
     flight_id: int,
     changes: dict[str, Any],
+    years: YearRange,
     claim: idempotency.Claim,
 ) -> dict[str, Any]:
 
@@ -418,7 +434,7 @@ def _patch(
         with transaction(db):
             stored = _get_flight(db, flight_id)
             record = {name: stored[name] for name in INPUT_FIELDS} | changes
-            check_flight(db, record)
+            check_flight(db, record, years)
             row = run_query(db, "flight_update", _write_params(record, flight_id)).first()
             if row is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"flight {flight_id} not found")

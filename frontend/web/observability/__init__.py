@@ -1,25 +1,33 @@
 """Observability of the frontend: logs, traces, metrics and request ids (docs/observability.md).
 
-One module per concern:
+One module per concern. Identical in both services (``tests/test_shared_files.py``):
 
-- :mod:`web.observability.logging`: structlog JSON (or console) lines for every logger,
-  gunicorn's included.
-- :mod:`web.observability.tracing`: the OpenTelemetry SDK, set up once per process (after the
-  gunicorn fork).
-- :mod:`web.observability.metrics`: Prometheus metrics, multiprocess-safe across workers.
-- :mod:`web.observability.requests`: per-request context (request id), access line, HTTP
-  server metrics.
+- :mod:`.identity`: ``ServiceInfo``, the service's identity.
+- :mod:`.logging`: structlog JSON (or console) lines for every logger; the access line.
+- :mod:`.tracing`: the OpenTelemetry SDK, set up once per process (after the gunicorn fork).
+- :mod:`.metrics`: the HTTP server metrics and build info, multiprocess-safe across workers.
+- :mod:`.redaction`: the secret-redaction rules of the logs.
 
-This module holds what they share: the service's identity.
+The frontend's own:
+
+- :mod:`.servers`: gunicorn's loggers (``logconfig_dict``).
+- :mod:`.instrumentation`: Flask's server spans.
+- :mod:`.requests`: per-request context (request id), access line, HTTP server metrics.
+- :mod:`.backend_calls`: client span names and metrics of the calls to the backend.
+
+This module holds the package version.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+
+from .identity import ServiceInfo
+
+__all__ = ["ServiceInfo", "service_version"]
 
 DIST_NAME = "flights-frontend"
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -41,13 +49,3 @@ def service_version() -> str:
             return str(tomllib.load(fh)["project"]["version"])
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return "unknown"
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    """Who is emitting telemetry: the same values in logs, trace resources and build info."""
-
-    name: str  # service.name, e.g. "flights-frontend"
-    version: str  # service.version, e.g. "0.1.0"
-    environment: str  # deployment.environment (APP_ENV), e.g. "production"
-    git_commit: str = "unknown"

@@ -1,28 +1,28 @@
-"""Structured logs: every line the process writes is one JSON object (or a console line).
+"""Structured logs: every line on stdout is one JSON object (docs/observability.md, "Logs").
 
-Both structlog loggers (``structlog.get_logger(...)``) and stdlib loggers (gunicorn, Flask's
-``app.logger``, Werkzeug, httpx, OpenTelemetry, warnings, uncaught exceptions) end in one
-handler on the root logger whose ``structlog.stdlib.ProcessorFormatter`` renders them with the
-same processors, so every line has the same fields (docs/observability.md, "Logs"):
+This file is identical in both services (`tests/test_shared_files.py`); what each service's
+HTTP server (uvicorn, gunicorn) needs lives in `servers.py`.
 
-``timestamp`` (RFC 3339 UTC, ``...Z``), ``level`` (lower case), ``event``, ``logger``,
-``service.name``, ``service.version``, ``deployment.environment``, ``process.pid``, and when
-present ``request_id`` (bound per request in :mod:`web.observability.requests`),
-``trace_id``/``span_id`` (the active, valid OpenTelemetry span: 32/16 lowercase hex) and
-``exception`` (the formatted stack).
+Application code logs events through structlog: an event name and fields, never a formatted
+string (`structlog.get_logger(__name__).info("database.opened", path=..., threads=4)`). Stdlib
+records (uvicorn, gunicorn, Werkzeug, httpx, OpenTelemetry, warnings, uncaught exceptions)
+end in ONE handler on the root logger whose `structlog.stdlib.ProcessorFormatter` runs the
+same processors, so every line has one schema:
 
-Secrets are replaced by ``[REDACTED]`` before rendering (:func:`redact`).
+    {"timestamp": "2026-11-29T13:05:01.123456Z", "level": "info", "event": "...",
+     "logger": "api.access", "service.name": "flights-backend", "service.version": "0.1.0",
+     "deployment.environment.name": "development", "process.pid": 4711,
+     "trace_id": "<32 hex>", "span_id": "<16 hex>", "request_id": "..."}
 
-The per-request access line is the one hot line: :func:`get_direct_logger` renders it with the
-same processors and renderer, but writes it straight to stdout, without stdlib logging (a
-``LogRecord`` made twice, ``findCaller`` frame walking, handler locking) and without building
-a structlog logger per call; JSON is rendered with orjson (docs/performance.md, "Telemetry
-tax, round 2").
+`trace_id`/`span_id` come from the active, valid OpenTelemetry span; `request_id` (and other
+request fields) from structlog's contextvars, bound per request (`bind_request_context`).
+Secrets are replaced by "[REDACTED]" before rendering (`redaction.py`). `LOG_FORMAT=console`
+swaps the JSON renderer for structlog's ConsoleRenderer.
 
-Under gunicorn the master configures logging through ``logconfig_dict`` =
-:func:`gunicorn_logconfig` (before any worker forks), so gunicorn's own lines (booting, worker
-start/exit, signals) are JSON too; workers inherit it and :func:`configure` (called by the app
-factory) re-applies it idempotently, which also covers tests and ``flask run``.
+The per-request access line (`access_logger()`) is the one hot line: it takes structlog's
+documented fast path (structlog docs, "Performance": `make_filtering_bound_logger`,
+`BytesLoggerFactory`, `cache_logger_on_first_use`, orjson rendering to bytes), with the same
+fields, no stdlib `LogRecord`, no frame walking and no handler locking.
 """
 
 from __future__ import annotations
@@ -32,39 +32,48 @@ import logging
 import os
 import sys
 import threading
-import traceback
 from collections.abc import MutableMapping
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
 from opentelemetry import trace
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from web.observability import ServiceInfo, redaction
-from web.observability.redaction import REDACTED
+from .identity import ServiceInfo
+from .redaction import REDACTED, redact
+from .servers import configure_server_logging
 
-__all__ = ["REDACTED", "configure", "get_direct_logger", "redact"]
+__all__ = [
+    "REDACTED",
+    "access_logger",
+    "bind_request_context",
+    "clear_request_context",
+    "configure_logging",
+    "current_context",
+    "make_handler",
+    "redact_secrets",
+]
 
 LogFormat = Literal["json", "console"]
 
+# The package ("api" or "web"): names the access and uncaught-exception loggers.
+_PACKAGE = __name__.split(".")[0]
+ACCESS_LOGGER = f"{_PACKAGE}.access"
 # Marks the handler this module installs, so re-configuring replaces it instead of stacking.
-_HANDLER_MARK = "_flights_observability_handler"
+_HANDLER_MARK = "_observability_stdout_handler"
+
+# The shared rules: secret-named fields and credentials in free text.
+redact_secrets = redact
 
 
-# -- processors ------------------------------------------------------------------------------
+def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add `trace_id` (32 hex) and `span_id` (16 hex) of the active span, if there is one.
 
-# The shared rules (identical file in the backend): secret-named fields and credentials in
-# free text.
-redact = redaction.redact
-
-
-def add_trace_context(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Add ``trace_id`` (32 hex) and ``span_id`` (16 hex) of the active valid span, if any.
-
-    Formatted exactly as in ``traceparent``: lowercase, zero-padded. Not-sampled spans count
-    too (parent-based sampling keeps the caller's trace id), so logs correlate either way.
+    Written exactly as in a `traceparent` header (lowercase, zero-padded). A span that is not
+    sampled still has a valid context (the caller's trace id), so unsampled requests stay
+    correlated.
     """
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
@@ -73,37 +82,54 @@ def add_trace_context(_logger: WrappedLogger, _name: str, event_dict: EventDict)
     return event_dict
 
 
-def add_process_pid(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Add ``process.pid``: read per line, since gunicorn workers are forked from the master."""
+# The service fields of every line. Module state rather than a closure: loggers cached on
+# first use keep the processor chain of that moment, so a later configure_logging() only
+# updates these values.
+_SERVICE: dict[str, str] = {
+    "service.name": "unknown",
+    "service.version": "unknown",
+    "deployment.environment.name": "development",
+}
+
+
+def add_service_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add `service.name`, `service.version`, `deployment.environment.name` and
+    `process.pid` (read per line: gunicorn workers are forked from the master)."""
+    for key, value in _SERVICE.items():
+        event_dict.setdefault(key, value)
     event_dict["process.pid"] = os.getpid()
     return event_dict
 
 
-def service_fields(info: ServiceInfo) -> Processor:
-    """A processor adding ``service.name``, ``service.version`` and ``deployment.environment``."""
-    fields = {
-        "service.name": info.name,
-        "service.version": info.version,
-        "deployment.environment": info.environment,
-    }
+def _dumps(event_dict: EventDict, **_: Any) -> str:
+    """JSON of one line with orjson; the stdlib encoder for what orjson refuses.
 
-    def add_service(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-        for key, value in fields.items():
-            event_dict.setdefault(key, value)
-        return event_dict
-
-    return add_service
+    orjson rejects e.g. integers beyond 64 bits; `default=str` stringifies any other odd value
+    (a datetime, an exception) so a line is never lost.
+    """
+    return _dumps_bytes(event_dict).decode()
 
 
-def _shared_processors(info: ServiceInfo, log_format: LogFormat) -> list[Processor]:
+def _dumps_bytes(event_dict: EventDict, **_: Any) -> bytes:
+    try:
+        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(event_dict, default=str).encode()
+
+
+def _encode(_: WrappedLogger, __: str, line: Any) -> bytes:
+    """Last processor of the console access line: BytesLogger writes bytes."""
+    return line.encode() if isinstance(line, str) else bytes(line)
+
+
+def _processors(log_format: LogFormat) -> list[Processor]:
     """Processors run on every event, structlog's and the stdlib's alike (in this order)."""
     processors: list[Processor] = [
-        structlog.contextvars.merge_contextvars,  # request_id bound by requests.py
+        structlog.contextvars.merge_contextvars,  # request_id, bound per request
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        service_fields(info),
-        add_process_pid,
+        add_service_fields,
         add_trace_context,
         structlog.processors.StackInfoRenderer(),
     ]
@@ -115,30 +141,119 @@ def _shared_processors(info: ServiceInfo, log_format: LogFormat) -> list[Process
     return processors
 
 
-def _dumps(event_dict: EventDict, **_: Any) -> str:
-    """JSON of one line with orjson, the stdlib encoder for what orjson refuses (e.g. integers
-    beyond 64 bits). default=str: a stray non-JSON value (a datetime, an exception) must never
-    lose the line."""
-    try:
-        return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return json.dumps(event_dict, default=str)
-
-
 def _renderer(log_format: LogFormat) -> Processor:
     if log_format == "console":
         return structlog.dev.ConsoleRenderer()
     return structlog.processors.JSONRenderer(serializer=_dumps)
 
 
+# The chain of structlog loggers: one list object, updated in place, so loggers cached on
+# first use follow every re-configuration (tests, the app factory after gunicorn's master).
+_CHAIN: list[Processor] = []
+
+
+class _CurrentStdout:
+    """A binary file that is always the *current* `sys.stdout` (pytest swaps it per test; a
+    logger bound to the stream of the moment would later write to a closed file)."""
+
+    def write(self, data: bytes) -> int:
+        stream = sys.stdout
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a text-only stream (some test harnesses)
+            return stream.write(data.decode())
+        return int(buffer.write(data))
+
+    def flush(self) -> None:
+        stream = sys.stdout
+        getattr(stream, "buffer", stream).flush()
+
+
+_STDOUT = _CurrentStdout()
+
+
+def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
+    """structlog's fast path for the access line: its level fixed now (the stdlib level of
+    `ACCESS_LOGGER`, i.e. LOG_LEVEL, or nothing when that logger is disabled), rendered to
+    bytes by orjson and written by a `BytesLogger` (one lock per file, one write per line)."""
+    stdlib = logging.getLogger(ACCESS_LOGGER)
+    level = logging.CRITICAL + 1 if stdlib.disabled else stdlib.getEffectiveLevel()
+    final: list[Processor] = (
+        [structlog.dev.ConsoleRenderer(), _encode]
+        if log_format == "console"
+        else [structlog.processors.JSONRenderer(serializer=_dumps_bytes)]
+    )
+    # The shared processors minus those with nothing to do on this line (no exception, no
+    # stack, no bytes values): the same fields, fewer calls on the hot path.
+    skip = (
+        structlog.processors.StackInfoRenderer,
+        structlog.processors.ExceptionRenderer,
+        structlog.processors.UnicodeDecoder,
+    )
+    chain = [p for p in _processors(log_format) if not isinstance(p, skip)]
+    logger: FilteringBoundLogger = structlog.wrap_logger(
+        structlog.BytesLoggerFactory(_STDOUT)(ACCESS_LOGGER),  # type: ignore[arg-type]
+        processors=[*chain, *final],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    ).bind()  # the bound logger itself: no lazy proxy between a request and its line
+    return logger
+
+
+_access: FilteringBoundLogger = _make_access_logger("json")
+
+
+def access_logger() -> FilteringBoundLogger:
+    """The access-line logger (`<package>.access`), as configured by the last
+    `configure_logging`: `access_logger().info("http.request", **fields)`."""
+    return _access
+
+
+def _set_service(info: ServiceInfo) -> None:
+    _SERVICE.update(
+        {
+            "service.name": info.name,
+            "service.version": info.version,
+            "deployment.environment.name": info.environment,
+        }
+    )
+
+
+def _configure_structlog(info: ServiceInfo, log_format: LogFormat) -> None:
+    global _access
+    _set_service(info)
+    _CHAIN[:] = [
+        structlog.stdlib.filter_by_level,
+        *_processors(log_format),
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ]
+    structlog.configure(
+        processors=_CHAIN,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    _access = _make_access_logger(log_format)
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn passes an ANSI-coloured copy of its message as `extra={"color_message": ...}`:
+    not a field of ours (the line's `event` is the message)."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging.Formatter:
-    """The stdlib formatter that renders any ``LogRecord`` like a structlog event."""
-    shared = _shared_processors(info, log_format)
+    """The stdlib formatter that renders any `LogRecord` like a structlog event (the service
+    fields of every line become `info`'s)."""
+    _set_service(info)
     # ExtraAdder only for stdlib records: `logger.info("x", extra={...})` fields appear too.
     # It must come before `redact`, so it goes in front of the shared chain.
-    foreign: list[Processor] = [structlog.stdlib.ExtraAdder(), *shared]
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=foreign,
+        foreign_pre_chain=[
+            structlog.stdlib.ExtraAdder(),
+            _drop_color_message,
+            *_processors(log_format),
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _renderer(log_format),
@@ -146,22 +261,19 @@ def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging
     )
 
 
-def _configure_structlog(info: ServiceInfo, log_format: LogFormat) -> None:
-    # Direct loggers (the access line) render exactly like the formatter renders a line.
-    _DIRECT_CHAIN[:] = [*_shared_processors(info, log_format), _renderer(log_format)]
-    structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            *_shared_processors(info, log_format),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        # Not cached: re-configuring (tests, the app factory after gunicorn's master) must reach
-        # loggers that were already used, e.g. the module-level access logger.
-        cache_logger_on_first_use=False,
-    )
+class _StdoutHandler(logging.StreamHandler[TextIO]):
+    """A StreamHandler that always writes to the *current* `sys.stdout` (see _CurrentStdout)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always sys.stdout
 
 
 def make_handler(
@@ -173,166 +285,79 @@ def make_handler(
 ) -> logging.Handler:
     """A stdout handler with the structlog formatter; also configures structlog itself.
 
-    Plain keyword arguments so ``logging.config.dictConfig`` can build it (``"()"`` factory in
-    :func:`gunicorn_logconfig`).
+    Plain keyword arguments so `logging.config.dictConfig` can build it (the `"()"` factory
+    of the frontend's gunicorn `logconfig_dict`, `servers.py`).
     """
     info = ServiceInfo(service_name, service_version, environment, git_commit)
     _configure_structlog(info, log_format)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(make_formatter(info, log_format))
     setattr(handler, _HANDLER_MARK, True)
     return handler
 
 
+def configure_logging(
+    info: ServiceInfo, *, log_format: LogFormat = "json", level: str = "INFO"
+) -> None:
+    """Route all logging of this process (structlog and stdlib) to stdout. Idempotent.
+
+    `level` is a stdlib level name (`LOG_LEVEL`). Replaces only the handler a previous call
+    installed, so handlers others attached to the root logger (pytest's caplog) stay. Also
+    sets up the HTTP server's loggers (`servers.configure_server_logging`: their own access
+    lines are replaced by ours), turns warnings into log records and logs uncaught exceptions
+    as one line with the stack in `exception`.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+    root.setLevel(level.upper())
+    handler = make_handler(info.name, info.version, info.environment, log_format)
+    root.addHandler(handler)
+    configure_server_logging(level)
+    global _access
+    _access = _make_access_logger(log_format)  # after the levels are set
+    logging.captureWarnings(True)  # warnings.warn(...) -> a log line instead of raw stderr
+    _install_excepthooks()
+
+
 def _install_excepthooks() -> None:
-    """Uncaught exceptions (main thread and other threads) become one log line with the stack."""
-    log = logging.getLogger("uncaught")
+    """Uncaught exceptions (main thread and other threads) become one line with the stack."""
+    log = structlog.get_logger(f"{_PACKAGE}.uncaught")
 
     def excepthook(
-        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
     ) -> None:
-        if issubclass(exc_type, KeyboardInterrupt):
-            sys.__excepthook__(exc_type, exc, tb)
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
             return
-        log.critical("uncaught exception", exc_info=(exc_type, exc, tb))
+        log.critical("exception.uncaught", exc_info=(kind, value, tb))
 
     def thread_excepthook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_type is SystemExit:
+        if args.exc_value is None or issubclass(args.exc_type, SystemExit):
             return
         log.critical(
-            "uncaught exception in thread",
-            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
-            extra={"thread.name": getattr(args.thread, "name", None)},
+            "exception.uncaught",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            **{"thread.name": args.thread.name if args.thread else None},
         )
 
     sys.excepthook = excepthook
     threading.excepthook = thread_excepthook
 
 
-def configure(info: ServiceInfo, *, log_format: LogFormat = "json", level: str = "INFO") -> None:
-    """Route all logging of this process through structlog to stdout. Idempotent.
-
-    ``level`` is a stdlib level name (``LOG_LEVEL``). Replaces only the handler a previous
-    call installed, so handlers others attached to the root logger (pytest's caplog) stay.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, _HANDLER_MARK, False):
-            root.removeHandler(handler)
-    root.addHandler(
-        make_handler(info.name, info.version, info.environment, log_format, info.git_commit)
-    )
-    root.setLevel(level.upper())
-    _quiet_server_loggers(level)
-    logging.captureWarnings(True)  # warnings.warn(...) -> a log line instead of raw stderr
-    _install_excepthooks()
-
-
-def _quiet_server_loggers(level: str) -> None:
-    # gunicorn.error keeps its messages but renders them through the root handler; its own
-    # access log is replaced by our "http.request" line (requests.py).
-    error_log = logging.getLogger("gunicorn.error")
-    for handler in list(error_log.handlers):
-        error_log.removeHandler(handler)
-    error_log.propagate = True
-    error_log.setLevel(level.upper())
-    access_log = logging.getLogger("gunicorn.access")
-    access_log.handlers.clear()
-    access_log.propagate = False
-    access_log.disabled = True
-    # httpx logs every request at INFO; the access line, traces and metrics already cover it.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def gunicorn_logconfig(
-    info: ServiceInfo, *, log_format: LogFormat = "json", level: str = "INFO"
-) -> dict[str, Any]:
-    """The ``logconfig_dict`` for gunicorn.conf.py: everything to stdout through structlog.
-
-    Complete on purpose: gunicorn merges it shallowly into its own defaults, so any section
-    left out (root, handlers, formatters) would bring back gunicorn's plain-text handlers.
-    """
-    level = level.upper()
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "root": {"level": level, "handlers": ["structlog"]},
-        "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-            "httpx": {"level": "WARNING"},
-        },
-        "handlers": {
-            "structlog": {
-                "()": f"{__name__}.make_handler",
-                "service_name": info.name,
-                "service_version": info.version,
-                "environment": info.environment,
-                "log_format": log_format,
-                "git_commit": info.git_commit,
-            }
-        },
-        "formatters": {},
-    }
-
-
-# The processors of a direct logger's line (set by _configure_structlog; the same list object,
-# so loggers made at import time see every re-configuration).
-_DIRECT_CHAIN: list[Processor] = [
-    *_shared_processors(ServiceInfo("flights-frontend", "unknown", "development"), "json"),
-    _renderer("json"),
-]
-# One write (line + newline) and flush at a time: lines from threads never interleave.
-_WRITE_LOCK = threading.Lock()
-
-
-class DirectLogger:
-    """A logger for hot lines: the same fields, processors and renderer as every other line,
-    written straight to the current ``sys.stdout`` without going through stdlib logging.
-
-    The level still comes from stdlib logging (``logging.getLogger(name)``: LOG_LEVEL on the
-    root logger, or a level/``disabled`` set on that logger), so the line is filtered exactly
-    like a stdlib line. Only ``info`` is needed (the access line).
-    """
-
-    def __init__(self, name: str) -> None:
-        self._stdlib = logging.getLogger(name)
-
-    def info(self, event: str, **fields: Any) -> None:
-        """Write one ``info`` line with ``event`` and ``fields`` (if INFO is enabled)."""
-        if self._stdlib.disabled or not self._stdlib.isEnabledFor(logging.INFO):
-            return
-        event_dict: Any = {**fields, "event": event}
-        try:
-            for processor in _DIRECT_CHAIN:
-                event_dict = processor(self._stdlib, "info", event_dict)
-            line = event_dict if isinstance(event_dict, str) else str(event_dict)
-            with _WRITE_LOCK:
-                stream = sys.stdout
-                stream.write(line + "\n")
-                stream.flush()
-        except Exception:
-            # Like ``logging.Handler.handleError``: a log line must never fail the request.
-            if logging.raiseExceptions:
-                traceback.print_exc(file=sys.__stderr__)
-
-
-def get_direct_logger(name: str) -> DirectLogger:
-    """A :class:`DirectLogger` named ``name`` (a stdlib logger name, e.g. ``web.access``)."""
-    return DirectLogger(name)
-
-
 def bind_request_context(**values: Any) -> None:
-    """Start a fresh per-request log context (worker threads are reused: clear first)."""
+    """Start a fresh per-request log context holding `values` (e.g. `request_id`): worker
+    threads are reused, so the previous request's values are cleared first."""
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**values)
 
 
 def clear_request_context() -> None:
-    """Drop the per-request log context (request end)."""
+    """Drop the per-request log context (request start and end: threads are reused)."""
     structlog.contextvars.clear_contextvars()
 
 
 def current_context() -> MutableMapping[str, Any]:
-    """The values bound to the log context of the current thread/task (e.g. ``request_id``)."""
+    """The values bound to the log context of the current thread/task (e.g. `request_id`)."""
     return structlog.contextvars.get_contextvars()

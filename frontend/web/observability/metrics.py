@@ -1,39 +1,40 @@
-"""Prometheus metrics of the frontend, correct across several gunicorn worker processes.
+"""Prometheus metrics both services expose, and the `/metrics` rendering (docs/observability.md).
 
-Multiprocess mode (prometheus-client) is on when ``PROMETHEUS_MULTIPROC_DIR`` is in the
-environment *before* ``prometheus_client`` is first imported: gunicorn.conf.py sets it at its
-very top (a fresh temp dir per gunicorn instance), empties it in ``on_starting`` (master, before
-any worker) with :func:`empty_multiproc_dir`, and calls :func:`mark_process_dead` from
-``child_exit``. Each worker then writes its samples to mmapped files in that directory and
-:func:`render` merges all of them on every scrape. Without the variable (tests, ``flask run``)
-the default in-process registry is used.
+This file is identical in both services (`tests/test_shared_files.py`); each service's own
+metrics live in its own file (backend: `database.py`, frontend: `backend_calls.py`).
 
-Metrics (docs/observability.md, "Metrics"); durations in seconds:
+Multiprocess mode (prometheus-client) is on when `PROMETHEUS_MULTIPROC_DIR` is in the
+environment *before* `prometheus_client` is first imported (the frontend's gunicorn.conf.py
+sets it, empties it with `empty_multiproc_dir` in `on_starting`, and calls `mark_process_dead`
+from `child_exit`); `render` then merges every worker's files on each scrape. Without it (the
+backend is one process; tests, `flask run`) the default in-process registry is used, with
+process and GC metrics.
 
-- ``http_server_request_duration_seconds`` histogram {http_request_method, http_route,
-  http_response_status_code}; its ``_count`` is the request count.
-- ``http_server_active_requests`` gauge {http_request_method, http_route}, livesum.
-- ``backend_request_duration_seconds`` histogram {http_request_method, http_route (backend
-  route template), outcome: ok | client_error | server_error | unavailable}; a call refused
-  by the open circuit breaker is ``unavailable`` taking 0 s.
-- ``backend_circuit_breaker_state`` gauge {state: closed | open | half_open}, livesum: how
-  many workers' circuit breakers are in each state.
-- ``app_build_info`` gauge = 1 {service_name, version, git_commit}, max.
+- `http_server_request_duration_seconds` histogram {http_request_method, http_route,
+  http_response_status_code}; its `_count` is the request count; trace exemplars.
+- `http_server_active_requests` gauge {http_request_method, http_route}, livesum.
+- `app_build_info` gauge, always 1 {service_name, version, git_commit}, max.
 
-Label values are bounded: routes are templates (``unmatched`` when none matched), methods
-outside the standard set are ``_OTHER``.
+Durations are seconds (`time.perf_counter`). Label values are bounded: routes are templates
+(`unmatched` when none matched), methods outside the standard set are `_OTHER`. Exemplars
+(the `trace_id` of a sampled span) appear only in the OpenMetrics format, and not at all in
+multiprocess mode (prometheus-client keeps none there).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import disable_created_metrics
 
-from web.observability import ServiceInfo
+from .identity import ServiceInfo
+from .tracing import current_trace_exemplar
+
+# `_created` series double the series count and no dashboard or alert reads them.
+disable_created_metrics()
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED_ROUTE = "unmatched"
@@ -44,42 +45,24 @@ KNOWN_METHODS = frozenset(
 )
 # Seconds. OpenTelemetry's recommended HTTP duration buckets; 0.25 and 0.5 are the alert
 # thresholds in ops/prometheus/rules (p95 latency per service).
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
-BackendOutcome = Literal["ok", "client_error", "server_error", "unavailable"]
-# Label values of backend_circuit_breaker_state (web/circuit_breaker.py).
-CIRCUIT_STATES = ("closed", "open", "half_open")
-
-HTTP_SERVER_DURATION = Histogram(
+HTTP_REQUEST_DURATION = Histogram(
     "http_server_request_duration_seconds",
     "Duration of HTTP server requests, from routing to the response (seconds).",
     ["http_request_method", "http_route", "http_response_status_code"],
-    buckets=DURATION_BUCKETS,
+    buckets=HTTP_BUCKETS,
 )
-HTTP_SERVER_ACTIVE = Gauge(
+HTTP_ACTIVE_REQUESTS = Gauge(
     "http_server_active_requests",
     "HTTP server requests in flight.",
     ["http_request_method", "http_route"],
     # Sum over live workers; a dead worker's in-flight count disappears with it.
     multiprocess_mode="livesum",
 )
-BACKEND_DURATION = Histogram(
-    "backend_request_duration_seconds",
-    "Duration of calls to the backend API, by backend route template and outcome (seconds).",
-    ["http_request_method", "http_route", "outcome"],
-    buckets=DURATION_BUCKETS,
-)
-CIRCUIT_STATE = Gauge(
-    "backend_circuit_breaker_state",
-    "Worker processes whose circuit breaker around backend calls is in this state.",
-    ["state"],
-    # Each worker sets 1 for its state and 0 for the others: the sum counts workers; a dead
-    # worker's value disappears with it.
-    multiprocess_mode="livesum",
-)
 BUILD_INFO = Gauge(
     "app_build_info",
-    "Always 1; labels identify the running build.",
+    "Always 1; the labels name the running build.",
     ["service_name", "version", "git_commit"],
     # Every worker writes 1; max keeps 1 (livesum would count workers).
     multiprocess_mode="max",
@@ -87,51 +70,35 @@ BUILD_INFO = Gauge(
 
 
 def multiprocess_enabled() -> bool:
-    """True when samples go to ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn), not process memory."""
+    """True when samples go to `PROMETHEUS_MULTIPROC_DIR` (gunicorn), not process memory."""
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
 def normalize_method(method: str) -> str:
-    """``GET`` -> ``GET``; an unknown method (``FOO``) -> ``_OTHER`` (bounded label values)."""
+    """`GET` -> `GET`; an unknown method (`FOO`) -> `_OTHER` (bounded label values)."""
     upper = method.upper()
     return upper if upper in KNOWN_METHODS else OTHER_METHOD
 
 
-def backend_outcome(status_code: int | None) -> BackendOutcome:
-    """Outcome label of a backend call: None (no response: timeout, refused) -> unavailable."""
-    if status_code is None:
-        return "unavailable"
-    if status_code >= 500:
-        return "server_error"
-    if status_code >= 400:
-        return "client_error"
-    return "ok"
-
-
-def observe_backend(method: str, route: str, status_code: int | None, seconds: float) -> None:
-    """Record one backend call. ``route`` is the backend's route *template*, never a raw path."""
-    BACKEND_DURATION.labels(normalize_method(method), route, backend_outcome(status_code)).observe(
-        seconds
+def observe_http_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Record one finished HTTP request (`method` normalised, `route` a template), with a
+    trace exemplar when a sampled span is active."""
+    HTTP_REQUEST_DURATION.labels(method, route, str(status)).observe(
+        seconds, exemplar=current_trace_exemplar()
     )
 
 
-def set_circuit_state(state: str) -> None:
-    """Publish this worker's circuit breaker state: 1 for ``state``, 0 for the other states."""
-    for name in CIRCUIT_STATES:
-        CIRCUIT_STATE.labels(name).set(1 if name == state else 0)
-
-
 def set_build_info(info: ServiceInfo) -> None:
-    """Publish ``app_build_info{service_name, version, git_commit} 1`` from this process."""
+    """Publish `app_build_info{service_name, version, git_commit} 1` from this process."""
     BUILD_INFO.labels(info.name, info.version, info.git_commit).set(1)
 
 
 def render(accept: str | None) -> tuple[bytes, str]:
-    """The exposition for one scrape: ``(body, content_type)``.
+    """The exposition for one scrape: `(body, content_type)`.
 
-    OpenMetrics when ``accept`` asks for ``application/openmetrics-text``, the classic text
-    format otherwise. In multiprocess mode a fresh registry with a ``MultiProcessCollector``
-    merges every worker's files (live and dead) at each call.
+    OpenMetrics when `accept` asks for `application/openmetrics-text`, the classic text
+    format 0.0.4 otherwise. In multiprocess mode a fresh registry with a
+    `MultiProcessCollector` merges every worker's files (live and dead) at each call.
     """
     registry: CollectorRegistry = REGISTRY
     if multiprocess_enabled():
@@ -142,10 +109,10 @@ def render(accept: str | None) -> tuple[bytes, str]:
 
 
 def empty_multiproc_dir(path: str | os.PathLike[str]) -> int:
-    """Delete prometheus-client's ``*.db`` files in ``path`` (gunicorn ``on_starting``).
+    """Delete prometheus-client's `*.db` files in `path` (gunicorn `on_starting`).
 
     Returns how many were removed. Leftovers of an earlier run would otherwise be merged into
-    this run's counters. Only ``*.db`` files are touched: the directory may be operator-chosen.
+    this run's counters. Only `*.db` files are touched: the directory may be operator-chosen.
     """
     removed = 0
     for file in Path(path).glob("*.db"):
@@ -155,6 +122,6 @@ def empty_multiproc_dir(path: str | os.PathLike[str]) -> int:
 
 
 def mark_process_dead(pid: int) -> None:
-    """Drop a dead worker's live gauges (gunicorn ``child_exit``); counters/histograms stay."""
+    """Drop a dead worker's live gauges (gunicorn `child_exit`); counters/histograms stay."""
     if multiprocess_enabled():
         multiprocess.mark_process_dead(pid)

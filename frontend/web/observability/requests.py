@@ -30,9 +30,6 @@ from web.observability import metrics
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,128}")
 
-# Written directly, not through stdlib logging: the one line per request (logging.py).
-access_log = obs_logging.get_direct_logger("web.access")
-
 
 def accept_or_generate_request_id(incoming: str | None) -> str:
     """The caller's id when well-formed (8-128 of ``A-Za-z0-9._-``), else a new uuid4 hex."""
@@ -84,7 +81,7 @@ def install(app: Flask, record: bool = True) -> None:
         state = g._obs_request = new_state()
         if record:
             state.active = True
-            metrics.HTTP_SERVER_ACTIVE.labels(state.method, state.route).inc()
+            metrics.HTTP_ACTIVE_REQUESTS.labels(state.method, state.route).inc()
 
     @app.after_request
     def finish_request(response: Response) -> Response:
@@ -95,7 +92,7 @@ def install(app: Flask, record: bool = True) -> None:
             return response
         seconds = max(time.perf_counter() - state.started, 0.0)
         status = response.status_code
-        metrics.HTTP_SERVER_DURATION.labels(state.method, state.route, str(status)).observe(seconds)
+        metrics.observe_http_request(state.method, state.route, status, seconds)
         fields: dict[str, object] = {
             "http.request.method": state.method,
             "http.route": state.route,
@@ -107,7 +104,8 @@ def install(app: Flask, record: bool = True) -> None:
         }
         if state.method != request.method:
             fields["http.request.method_original"] = request.method[:32]
-        access_log.info("http.request", **fields)
+        # structlog's fast path (logging.py): the one line per request
+        obs_logging.access_logger().info("http.request", **fields)
         return response
 
     @app.teardown_request
@@ -115,5 +113,5 @@ def install(app: Flask, record: bool = True) -> None:
         state: _RequestState | None = g.get("_obs_request")
         if state is not None and state.active:
             state.active = False
-            metrics.HTTP_SERVER_ACTIVE.labels(state.method, state.route).dec()
+            metrics.HTTP_ACTIVE_REQUESTS.labels(state.method, state.route).dec()
         obs_logging.clear_request_context()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import structlog
 from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
@@ -21,12 +22,20 @@ def _page(
     return html, status, headers or {}
 
 
+log = structlog.get_logger(__name__)
+
+
+def _request_fields() -> dict[str, str]:
+    """The request's method and path as log fields (semconv names)."""
+    return {"http.request.method": request.method, "url.path": request.path}
+
+
 def register(app: Flask) -> None:
     """Install the error handlers on ``app``."""
 
     @app.errorhandler(BackendUnavailable)
     def backend_unavailable(exc: BackendUnavailable) -> ResponseReturnValue:
-        app.logger.warning("backend unavailable on %s %s: %s", request.method, request.path, exc)
+        log.warning("backend.unavailable", **_request_fields(), error=str(exc))
         return _page(
             503,
             "Temporarily unavailable",
@@ -41,7 +50,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(BackendError)
     def backend_error(exc: BackendError) -> ResponseReturnValue:
-        app.logger.error("backend error on %s %s: %s", request.method, request.path, exc)
+        log.error("backend.error", **_request_fields(), error=str(exc))
         return _page(
             502, "Something went wrong", "The flight data service could not handle this request."
         )
