@@ -283,7 +283,7 @@ def test_every_kept_stats_statement_is_a_read() -> None:
     SELECT): every weather answer emptied the result cache and the dashboard recomputed all
     its aggregates on every page (make bench: 62.7 instead of ~400 pages/s)."""
     from api.db.queries import QUERIES
-    from api.observability.tracing import operation_name
+    from api.observability.database import operation_name
 
     stats = [name for name in QUERIES if name.startswith("stats_")]
     assert len(stats) == 5
