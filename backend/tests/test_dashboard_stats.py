@@ -288,3 +288,73 @@ def test_every_kept_stats_statement_is_a_read() -> None:
     stats = [name for name in QUERIES if name.startswith("stats_")]
     assert len(stats) == 5
     assert {name: operation_name(QUERIES[name]) for name in stats} == dict.fromkeys(stats, "SELECT")
+
+
+def query_count(client: TestClient, query: str) -> float:
+    """duckdb_query_duration_seconds_count of named query `query` (statements it ran)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+        if s.name == "duckdb_query_duration_seconds_count" and s.labels.get("query") == query
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "second", "values"),
+    [
+        ("hours", "stats_hours", "month", (5, 11)),
+        ("destinations", "stats_destinations", "month", (5, 11)),
+        ("weather", "stats_weather", "month", (5, 11)),
+        ("daily", "stats_daily", "carrier", ("UA", "B6")),
+    ],
+)
+def test_one_statement_per_year_serves_every_filter_until_a_write(
+    writable_client: TestClient, path: str, query: str, second: str, values: tuple[Any, Any]
+) -> None:
+    """The partials (api/routes/stats.py): the first answer of a year runs the view's
+    statement, every other origin/month (carrier) of that year is derived without one; a
+    write makes the next answer run it once again, and that answer counts the new flight."""
+    before = query_count(writable_client, query)
+    first = get(writable_client, path, origin="LGA", **{second: values[0]})
+    assert first and query_count(writable_client, query) == before + 1
+    for scope in ({"origin": "EWR", second: values[1]}, {}, {"origin": "JFK"}):
+        assert get(writable_client, path, **scope)
+    assert query_count(writable_client, query) == before + 1  # no statement for these
+    assert get(writable_client, path, year=2013)
+    assert query_count(writable_client, query) == before + 2  # another year: its own
+
+    flights = sum(i["flights"] for i in get(writable_client, path, origin="JFK"))
+    created = writable_client.post("/api/v1/flights", json=new_flight(sched_dep_time=930))
+    assert created.status_code == 201, created.text
+    after = sum(i["flights"] for i in get(writable_client, path, origin="JFK"))
+    assert query_count(writable_client, query) == before + 3
+    # destinations: the top 20 only; weather: one flight counts in each measure's band.
+    assert after - flights == {"destinations": 1, "weather": 3}.get(path, 1)
+    assert get(writable_client, path, origin="LGA", **{second: values[0]}) == first
+    assert query_count(writable_client, query) == before + 3
+
+
+def test_an_answer_derived_after_a_write_is_the_figure_of_the_raw_rows(
+    writable_client: TestClient, raw: dict[str, Any]
+) -> None:
+    """After a write, an answer of a filter derived from the recomputed partials is exactly
+    the figures of the raw rows plus the new flight (delays, shares, rounding)."""
+    get(writable_client, "hours", origin="LGA", month=5)  # the partials of every year, kept
+    flight = new_flight(sched_dep_time=930, dep_time=1001, dep_delay=31)
+    created = writable_client.post("/api/v1/flights", json=flight)
+    assert created.status_code == 201, created.text
+    get(writable_client, "hours", origin="EWR")  # recomputes the partials
+    before = query_count(writable_client, "stats_hours")
+    answer = get(writable_client, "hours", origin="JFK", month=7)
+    assert query_count(writable_client, "stats_hours") == before  # derived, no statement
+    new_row = {"origin": "JFK", "month": 7, "hour": 9, "dep_time": 1001, "dep_delay": 31,
+               "arr_delay": None}  # fmt: skip
+    rows = [f for f in raw["flights"] if f["origin"] == "JFK" and f["month"] == 7]
+    rows.append(new_row)
+    expected = [
+        {"hour": hour, **figures(group)} for hour, group in sorted(grouped(rows, "hour").items())
+    ]
+    assert answer == expected

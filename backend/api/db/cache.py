@@ -54,6 +54,8 @@ class ResultCache:
         self._entries: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
         self._generation = write_generation()
         self._lock = threading.Lock()
+        # One lock per key of `reuse_once` (a handful: the stats views' partials per year).
+        self._computing: dict[Hashable, threading.Lock] = {}
 
     def _lookup(self, key: Hashable, generation: int) -> Any:
         with self._lock:
@@ -77,6 +79,18 @@ class ResultCache:
         value = compute()  # an exception is never cached
         self._store(key, generation, value)
         return value
+
+    def reuse_once(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`reuse`, but concurrent misses of one key compute it once: the others wait for the
+        first and take its value. For values shared by many requests (the stats partials: after
+        a write every dashboard filter needs the same one). Blocking: call it from a thread."""
+        hit = self._lookup(key, write_generation())
+        if hit is not None:
+            return cast(T, hit)
+        with self._lock:
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
+            return self.reuse(key, compute)
 
     async def reuse_async(self, key: Hashable, compute: Callable[[], T]) -> T:
         """`reuse` for the event loop: a hit costs no thread; a miss runs `compute` (blocking,

@@ -53,6 +53,17 @@ _STATS_SCOPE = """($origin IS NULL OR f.origin = $origin)
                   AND ($month IS NULL OR f.month = $month)
                   AND ($year IS NULL OR f.year = $year)"""
 
+# The year scope of the partial stats statements, and the figures they sum at their grain (in
+# this order, api/routes/stats.py reads them by position after the grain's columns): flights,
+# cancelled (no dep_time), departed/dep_sum and arrived/arr_sum (count and sum of the known
+# delays, minutes), on_time (arr_delay <= 15). Counts and sums add up exactly across the grain.
+_STATS_YEAR = "($year IS NULL OR f.year = $year)"
+_STATS_PARTIAL_MEASURES = """count(*) AS flights,
+                   count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
+                   count(f.dep_delay) AS departed, sum(f.dep_delay) AS dep_sum,
+                   count(f.arr_delay) AS arrived, sum(f.arr_delay) AS arr_sum,
+                   count(*) FILTER (WHERE f.arr_delay <= 15) AS on_time"""
+
 # Weather bands (measure, lower bound inclusive, upper bound exclusive or NULL), as the CASEs
 # of stats_weather cut them: precipitation in inches in the hour (the gauge counts hundredths:
 # none, light, moderate, heavy), visibility in miles (10 is the sensor's maximum: clear),
@@ -346,7 +357,8 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         # opens, api/main.py); NULLs while flights is empty.
         "flight_years": "SELECT min(year), max(year) FROM flights",
         # --- statistics --------------------------------------------------------------------
-        # Every stats statement takes the same scope: a NULL parameter disables its clause.
+        # stats_carriers takes the whole scope (a p95 cannot be summed from parts): a NULL
+        # parameter disables its clause.
         "stats_carriers": f"""
             SELECT f.carrier, a.name,
                    count(*) AS flights,
@@ -360,63 +372,46 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
             WHERE {_STATS_SCOPE}
             GROUP BY f.carrier, a.name
             ORDER BY f.carrier""",  # nosec B608
-        "stats_daily": """
-            SELECT make_date(year, month, day) AS date,
-                   count(*) AS flights,
-                   avg(dep_delay) AS mean_dep_delay,
-                   avg(arr_delay) AS mean_arr_delay
-            FROM flights
-            WHERE ($origin IS NULL OR origin = $origin)
-              AND ($carrier IS NULL OR carrier = $carrier)
-              AND ($year IS NULL OR year = $year)
-            GROUP BY make_date(year, month, day)
-            ORDER BY date""",
+        # The four views below are PARTIAL aggregates of one year (NULL: every year) at the
+        # grain (origin, month or carrier, group key): counts and sums only, which add up
+        # exactly. api/routes/stats.py keeps them in the result cache under the year alone
+        # and derives every origin/month (carrier) answer from them in Python, so a write
+        # costs one statement per view and year, not one per filter combination.
+        "stats_daily": f"""
+            SELECT f.origin, f.carrier, make_date(f.year, f.month, f.day) AS date,
+                   {_STATS_PARTIAL_MEASURES}
+            FROM flights AS f
+            WHERE {_STATS_YEAR}
+            GROUP BY f.origin, f.carrier, make_date(f.year, f.month, f.day)""",  # nosec B608
         # By scheduled departure hour (flights.hour, local time at the origin).
         "stats_hours": f"""
-            SELECT f.hour,
-                   count(*) AS flights,
-                   count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
-                   count(f.arr_delay) AS arrived,
-                   avg(f.dep_delay) AS mean_dep_delay,
-                   avg(f.arr_delay) AS mean_arr_delay,
-                   CAST(count(*) FILTER (WHERE f.arr_delay <= 15) AS DOUBLE)
-                       / nullif(count(f.arr_delay), 0) AS on_time_share
+            SELECT f.origin, f.month, f.hour, {_STATS_PARTIAL_MEASURES}
             FROM flights AS f
-            WHERE {_STATS_SCOPE}
-            GROUP BY f.hour
-            ORDER BY f.hour""",  # nosec B608
-        # The $limit destinations with the most flights; name NULL where airports lacks one.
+            WHERE {_STATS_YEAR}
+            GROUP BY f.origin, f.month, f.hour""",  # nosec B608
+        # By destination; name NULL where airports lacks one (the route keeps the busiest).
         "stats_destinations": f"""
-            SELECT f.dest, a.name,
-                   count(*) AS flights,
-                   count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
-                   count(f.arr_delay) AS arrived,
-                   avg(f.arr_delay) AS mean_arr_delay,
-                   CAST(count(*) FILTER (WHERE f.arr_delay <= 15) AS DOUBLE)
-                       / nullif(count(f.arr_delay), 0) AS on_time_share
+            SELECT f.origin, f.month, f.dest, a.name, {_STATS_PARTIAL_MEASURES}
             FROM flights AS f LEFT JOIN airports AS a ON a.faa = f.dest
-            WHERE {_STATS_SCOPE}
-            GROUP BY f.dest, a.name
-            ORDER BY flights DESC, f.dest
-            LIMIT $limit""",  # nosec B608
+            WHERE {_STATS_YEAR}
+            GROUP BY f.origin, f.month, f.dest, a.name""",  # nosec B608
         # Flights joined to the weather at their origin in their scheduled hour (both keyed
         # by origin + time_hour, UTC), counted in bands of three measures (docs/api.md).
-        # The flights are summed per (origin, hour) first and those sums joined to the
+        # The flights are summed per (origin, month, hour) first and those sums joined to the
         # weather: 4x faster than joining every flight; one CASE per measure (a range join
         # against the table of bands took 15x longer). It must start with SELECT (no WITH):
         # any other statement counts as a write and empties the result cache
         # (api/db/database.py, run_query).
         "stats_weather": f"""
-            SELECT b.measure, CAST(b.lower AS DOUBLE) AS lower,
+            SELECT x.origin, x.month, b.measure, CAST(b.lower AS DOUBLE) AS lower,
                    CAST(b.upper AS DOUBLE) AS upper,
                    sum(x.flights) AS flights, sum(x.cancelled) AS cancelled,
-                   CAST(sum(x.cancelled) AS DOUBLE) / sum(x.flights) AS cancelled_share,
-                   CAST(sum(x.dep_sum) AS DOUBLE) / nullif(sum(x.departed), 0)
-                       AS mean_dep_delay,
-                   CAST(sum(x.arr_sum) AS DOUBLE) / nullif(sum(x.arrived), 0)
-                       AS mean_arr_delay
+                   sum(x.departed) AS departed, sum(x.dep_sum) AS dep_sum,
+                   sum(x.arrived) AS arrived, sum(x.arr_sum) AS arr_sum,
+                   sum(x.on_time) AS on_time
             FROM (
-                SELECT measure, flights, cancelled, departed, dep_sum, arrived, arr_sum,
+                SELECT origin, month, measure, flights, cancelled, departed, dep_sum, arrived,
+                    arr_sum, on_time,
                     CASE measure
                     WHEN 'precip' THEN CASE WHEN reading < 0.01 THEN 0.0
                         WHEN reading < 0.1 THEN 0.01 WHEN reading < 0.3 THEN 0.1 ELSE 0.3 END
@@ -431,14 +426,10 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
                                CASE WHEN w.wind_speed <= {_MAX_WIND_MPH} THEN w.wind_speed END
                                    AS wind_speed
                         FROM (
-                            SELECT f.origin, f.time_hour, count(*) AS flights,
-                                   count(*) FILTER (WHERE f.dep_time IS NULL) AS cancelled,
-                                   count(f.dep_delay) AS departed,
-                                   sum(f.dep_delay) AS dep_sum,
-                                   count(f.arr_delay) AS arrived, sum(f.arr_delay) AS arr_sum
+                            SELECT f.origin, f.month, f.time_hour, {_STATS_PARTIAL_MEASURES}
                             FROM flights AS f
-                            WHERE {_STATS_SCOPE}
-                            GROUP BY f.origin, f.time_hour
+                            WHERE {_STATS_YEAR}
+                            GROUP BY f.origin, f.month, f.time_hour
                         ) AS h
                         JOIN weather AS w ON w.origin = h.origin AND w.time_hour = h.time_hour
                     ) ON precip, visib, wind_speed INTO NAME measure VALUE reading
@@ -446,8 +437,7 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
             ) AS x
             JOIN (VALUES {_WEATHER_BANDS}) AS b (measure, lower, upper)
                 ON b.measure = x.measure AND b.lower = x.lower
-            GROUP BY b.measure, b.lower, b.upper
-            ORDER BY b.measure, b.lower""",  # nosec B608
+            GROUP BY x.origin, x.month, b.measure, b.lower, b.upper""",  # nosec B608
         # --- reference data ----------------------------------------------------------------
         "airlines_list": "SELECT carrier, name FROM airlines ORDER BY carrier",
         "airports_list": """

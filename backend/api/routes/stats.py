@@ -4,10 +4,19 @@ The dashboard asks for the same aggregates on every page view, so each answer is
 finished JSON body until the next committed write (api/db/cache.py): a repeated request costs
 no thread, no DuckDB cursor and no serialization. The body is exactly what the response model
 produces (it is built by validating the rows with it).
+
+Every write empties the cache, and the dashboard's filters (origin x month, per year) make
+some fifty answers per view. So the views whose figures are counts, sums, means and shares
+(daily, hours, destinations, weather) run ONE statement per view and year: partial counts and
+sums at the grain (origin, month or carrier, group key), kept under the year alone. Each
+answer adds up the partials its filters select and divides here (the same means and shares
+the SQL would compute: sums of integer minutes over their counts). The carriers' p95 cannot be
+added up from parts: that view keeps one statement per filter combination.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -39,6 +48,92 @@ def _body(request: Request, name: str, params: dict[str, Any], model: type[BaseM
     with get_database(request).session() as cursor:
         rows = run_query(cursor, name, params).dicts()
     return model.model_validate({"items": rows}).model_dump_json().encode()
+
+
+# The summed figures of a partials row, in the order of queries._STATS_PARTIAL_MEASURES.
+_MEASURES = ("flights", "cancelled", "departed", "dep_sum", "arrived", "arr_sum", "on_time")
+# A view's partials: (origin, month or carrier) -> rows of (*group key, *_MEASURES).
+Partials = dict[tuple[Any, Any], list[tuple[Any, ...]]]
+# Per group key of a view, its measures summed over the partials a filter selects.
+Sums = dict[tuple[Any, ...], dict[str, int]]
+# A view's answer rows (dicts for its response model) from its groups' summed figures.
+Derive = Callable[[Sums], list[dict[str, Any]]]
+
+
+def _partials(request: Request, results: Results, name: str, year: int | None) -> Partials:
+    """The partials of view `name` for `year`, reused until the next write (computed once
+    when concurrent requests miss together). Blocking: call it from a thread."""
+
+    def compute() -> Partials:
+        with get_database(request).session() as cursor:
+            rows = run_query(cursor, name, {"year": year}).rows
+        index: Partials = {}
+        for row in rows:
+            index.setdefault((row[0], row[1]), []).append(row[2:])
+        return index
+
+    return results.reuse_once(("partials", name, year), compute)
+
+
+def _sums(partials: Partials, origin: str | None, second: Any) -> Sums:
+    """Per group key, the measures summed over the partials `origin` and `second` (month or
+    carrier; None: every one) select."""
+    width = len(_MEASURES)
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for (row_origin, row_second), rows in partials.items():
+        if (origin is not None and row_origin != origin) or (
+            second is not None and row_second != second
+        ):
+            continue
+        for row in rows:
+            group, values = row[:-width], row[-width:]
+            total = totals.setdefault(group, [0] * width)
+            for i, value in enumerate(values):
+                if value is not None:  # sum() of no known delay is NULL
+                    total[i] += value
+    return {group: dict(zip(_MEASURES, total, strict=True)) for group, total in totals.items()}
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _figures(m: dict[str, int]) -> dict[str, Any]:
+    """The figures the views share, from summed measures (rounded by the response models)."""
+    return {
+        "flights": m["flights"],
+        "cancelled": m["cancelled"],
+        "arrived": m["arrived"],
+        "mean_dep_delay": _ratio(m["dep_sum"], m["departed"]),
+        "mean_arr_delay": _ratio(m["arr_sum"], m["arrived"]),
+        "on_time_share": _ratio(m["on_time"], m["arrived"]),
+    }
+
+
+def _ordered(keys: Iterable[Any]) -> list[Any]:
+    """Ascending, None last (as SQL's ORDER BY)."""
+    return sorted(keys, key=lambda k: (k is None, k))
+
+
+async def _derived(
+    request: Request,
+    results: Results,
+    name: str,
+    params: dict[str, Any],
+    second: str,
+    derive: Derive,
+    model: type[BaseModel],
+) -> Response:
+    """The answer of partials view `name` for `params` (origin, `second` filter, year)."""
+    key = ("body", name, *sorted(params.items()))
+
+    def compute() -> bytes:
+        partials = _partials(request, results, name, params["year"])
+        sums = _sums(partials, params["origin"], params[second])
+        return model.model_validate({"items": derive(sums)}).model_dump_json().encode()
+
+    body = await results.reuse_async(key, compute)
+    return Response(body, media_type="application/json")
 
 
 async def _answer(
@@ -75,7 +170,19 @@ async def daily_stats(
     """Per scheduled departure date (ordered): flights, mean departure and arrival delay
     (minutes). Reused until the next write."""
     params = {"origin": origin, "carrier": carrier, "year": year}
-    return await _answer(request, results, "stats_daily", params, DailyStatsList)
+
+    def derive(sums: Sums) -> list[dict[str, Any]]:
+        rows = []
+        for group in _ordered(sums):
+            fig = _figures(sums[group])
+            rows.append({"date": group[0], "flights": fig["flights"],
+                         "mean_dep_delay": fig["mean_dep_delay"],
+                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+        return rows
+
+    return await _derived(
+        request, results, "stats_daily", params, "carrier", derive, DailyStatsList
+    )
 
 
 @router.get("/hours", response_model=HourStatsList)
@@ -90,7 +197,11 @@ async def hour_stats(
     absent): flights, cancelled, mean departure and arrival delay (minutes), on_time_share.
     Reused until the next write."""
     params = {"origin": origin, "month": month, "year": year}
-    return await _answer(request, results, "stats_hours", params, HourStatsList)
+
+    def derive(sums: Sums) -> list[dict[str, Any]]:
+        return [{"hour": group[0], **_figures(sums[group])} for group in _ordered(sums)]
+
+    return await _derived(request, results, "stats_hours", params, "month", derive, HourStatsList)
 
 
 @router.get("/destinations", response_model=DestinationStatsList)
@@ -106,7 +217,19 @@ async def destination_stats(
     flights, cancelled, mean arrival delay (minutes), on_time_share; `name` is null for
     destinations absent from the airports table. Reused until the next write."""
     params = {"origin": origin, "month": month, "year": year, "limit": limit}
-    return await _answer(request, results, "stats_destinations", params, DestinationStatsList)
+
+    def derive(sums: Sums) -> list[dict[str, Any]]:
+        busiest = sorted(sums, key=lambda group: (-sums[group]["flights"], group[0]))[:limit]
+        rows = []
+        for dest, name in busiest:
+            fig = _figures(sums[(dest, name)])
+            del fig["mean_dep_delay"]
+            rows.append({"dest": dest, "name": name, **fig})
+        return rows
+
+    return await _derived(
+        request, results, "stats_destinations", params, "month", derive, DestinationStatsList
+    )
 
 
 @router.get("/weather", response_model=WeatherStatsList)
@@ -122,4 +245,18 @@ async def weather_stats(
     departure and arrival delay (minutes). Flights without a reading are left out. Reused
     until the next write."""
     params = {"origin": origin, "month": month, "year": year}
-    return await _answer(request, results, "stats_weather", params, WeatherStatsList)
+
+    def derive(sums: Sums) -> list[dict[str, Any]]:
+        rows = []
+        for measure, lower, upper in sorted(sums, key=lambda group: group[:2]):
+            fig = _figures(sums[(measure, lower, upper)])
+            rows.append({"measure": measure, "lower": lower, "upper": upper,
+                         "flights": fig["flights"], "cancelled": fig["cancelled"],
+                         "cancelled_share": _ratio(fig["cancelled"], fig["flights"]),
+                         "mean_dep_delay": fig["mean_dep_delay"],
+                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+        return rows
+
+    return await _derived(
+        request, results, "stats_weather", params, "month", derive, WeatherStatsList
+    )
