@@ -372,29 +372,31 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
             WHERE {_STATS_SCOPE}
             GROUP BY f.carrier, a.name
             ORDER BY f.carrier""",  # nosec B608
-        # The four views below are PARTIAL aggregates of one year (NULL: every year) at the
-        # grain (origin, month or carrier, group key): counts and sums only, which add up
-        # exactly. api/routes/stats.py keeps them in the result cache under the year alone
-        # and derives every origin/month (carrier) answer from them in Python, so a write
-        # costs one statement per view and year, not one per filter combination.
+        # The four views below are the counts and sums of one year (NULL: every year) for
+        # EVERY filter at once: CUBE (origin, month or carrier) groups each view's key by
+        # origin and month, by origin alone, by month alone and over all (a NULL origin or
+        # month there: both columns are NOT NULL, so a NULL means "every one").
+        # api/routes/stats.py keeps them in the result cache under the year alone and derives
+        # each answer from its filter's rows in Python, so a write costs one statement per
+        # view and year, not one per filter combination.
         "stats_daily": f"""
             SELECT f.origin, f.carrier, make_date(f.year, f.month, f.day) AS date,
                    {_STATS_PARTIAL_MEASURES}
             FROM flights AS f
             WHERE {_STATS_YEAR}
-            GROUP BY f.origin, f.carrier, make_date(f.year, f.month, f.day)""",  # nosec B608
+            GROUP BY CUBE (f.origin, f.carrier), make_date(f.year, f.month, f.day)""",  # nosec B608
         # By scheduled departure hour (flights.hour, local time at the origin).
         "stats_hours": f"""
             SELECT f.origin, f.month, f.hour, {_STATS_PARTIAL_MEASURES}
             FROM flights AS f
             WHERE {_STATS_YEAR}
-            GROUP BY f.origin, f.month, f.hour""",  # nosec B608
+            GROUP BY CUBE (f.origin, f.month), f.hour""",  # nosec B608
         # By destination; name NULL where airports lacks one (the route keeps the busiest).
         "stats_destinations": f"""
             SELECT f.origin, f.month, f.dest, a.name, {_STATS_PARTIAL_MEASURES}
             FROM flights AS f LEFT JOIN airports AS a ON a.faa = f.dest
             WHERE {_STATS_YEAR}
-            GROUP BY f.origin, f.month, f.dest, a.name""",  # nosec B608
+            GROUP BY CUBE (f.origin, f.month), f.dest, a.name""",  # nosec B608
         # Flights joined to the weather at their origin in their scheduled hour (both keyed
         # by origin + time_hour, UTC), counted in bands of three measures (docs/api.md).
         # The flights are summed per (origin, month, hour) first and those sums joined to the
@@ -437,7 +439,7 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
             ) AS x
             JOIN (VALUES {_WEATHER_BANDS}) AS b (measure, lower, upper)
                 ON b.measure = x.measure AND b.lower = x.lower
-            GROUP BY x.origin, x.month, b.measure, b.lower, b.upper""",  # nosec B608
+            GROUP BY CUBE (x.origin, x.month), b.measure, b.lower, b.upper""",  # nosec B608
         # --- reference data ----------------------------------------------------------------
         "airlines_list": "SELECT carrier, name FROM airlines ORDER BY carrier",
         "airports_list": """

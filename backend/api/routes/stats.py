@@ -7,11 +7,12 @@ produces (it is built by validating the rows with it).
 
 Every write empties the cache, and the dashboard's filters (origin x month, per year) make
 some fifty answers per view. So the views whose figures are counts, sums, means and shares
-(daily, hours, destinations, weather) run ONE statement per view and year: partial counts and
-sums at the grain (origin, month or carrier, group key), kept under the year alone. Each
-answer adds up the partials its filters select and divides here (the same means and shares
-the SQL would compute: sums of integer minutes over their counts). The carriers' p95 cannot be
-added up from parts: that view keeps one statement per filter combination.
+(daily, hours, destinations, weather) run ONE statement per view and year: the counts and
+sums of every filter combination at once (GROUP BY CUBE (origin, month or carrier), group
+key), kept under the year alone. Each answer takes its filter's rows and divides here (the
+same means and shares the SQL would compute: sums of integer minutes over their counts). The
+carriers' p95 cannot be added up from parts: that view keeps one statement per filter
+combination.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _body(request: Request, name: str, params: dict[str, Any], model: type[BaseM
 
 # The summed figures of a partials row, in the order of queries._STATS_PARTIAL_MEASURES.
 _MEASURES = ("flights", "cancelled", "departed", "dep_sum", "arrived", "arr_sum", "on_time")
-# A view's partials: (origin, month or carrier) -> rows of (*group key, *_MEASURES).
+# A view's partials: (origin, month or carrier; None: every one) -> rows of
+# (*group key, *_MEASURES).
 Partials = dict[tuple[Any, Any], list[tuple[Any, ...]]]
 # Per group key of a view, its measures summed over the partials a filter selects.
 Sums = dict[tuple[Any, ...], dict[str, int]]
@@ -76,22 +78,13 @@ def _partials(request: Request, results: Results, name: str, year: int | None) -
 
 
 def _sums(partials: Partials, origin: str | None, second: Any) -> Sums:
-    """Per group key, the measures summed over the partials `origin` and `second` (month or
-    carrier; None: every one) select."""
+    """Per group key, the measures of the flights `origin` and `second` (month or carrier;
+    None: every one) select: the statement's CUBE has a row set for each such filter."""
     width = len(_MEASURES)
-    totals: dict[tuple[Any, ...], list[int]] = {}
-    for (row_origin, row_second), rows in partials.items():
-        if (origin is not None and row_origin != origin) or (
-            second is not None and row_second != second
-        ):
-            continue
-        for row in rows:
-            group, values = row[:-width], row[-width:]
-            total = totals.setdefault(group, [0] * width)
-            for i, value in enumerate(values):
-                if value is not None:  # sum() of no known delay is NULL
-                    total[i] += value
-    return {group: dict(zip(_MEASURES, total, strict=True)) for group, total in totals.items()}
+    return {
+        row[:-width]: {m: value or 0 for m, value in zip(_MEASURES, row[-width:], strict=True)}
+        for row in partials.get((origin, second), [])
+    }  # value None: sum() of no known delay
 
 
 def _ratio(part: int, whole: int) -> float | None:
