@@ -358,3 +358,20 @@ def test_an_answer_derived_after_a_write_is_the_figure_of_the_raw_rows(
         {"hour": hour, **figures(group)} for hour, group in sorted(grouped(rows, "hour").items())
     ]
     assert answer == expected
+
+
+def test_daily_of_a_carrier_from_every_origin_is_the_figure_of_the_raw_rows(
+    client: TestClient, raw: dict[str, Any]
+) -> None:
+    """stats_daily keeps no rows for a carrier over every origin: the route adds up the
+    per-origin rows (api/routes/stats.py, _sums); the same figures as the raw rows."""
+    rows = [f for f in raw["flights"] if f["carrier"] == "UA"]
+    dated = [{**r, "date": f"{r['year']}-{r['month']:02d}-{r['day']:02d}"} for r in rows]
+    expected = []
+    for day, group in sorted(grouped(dated, "date").items()):
+        fig = figures(group)
+        expected.append({"date": day, "flights": fig["flights"],
+                         "mean_dep_delay": fig["mean_dep_delay"],
+                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+    assert get(client, "daily", carrier="UA") == expected
+    assert len(expected) == 365

@@ -79,12 +79,20 @@ def _partials(request: Request, results: Results, name: str, year: int | None) -
 
 def _sums(partials: Partials, origin: str | None, second: Any) -> Sums:
     """Per group key, the measures of the flights `origin` and `second` (month or carrier;
-    None: every one) select: the statement's CUBE has a row set for each such filter."""
+    None: every one) select: the statement has a row set for each such filter, except
+    stats_daily for a carrier of every origin, added up here from the per-origin rows."""
     width = len(_MEASURES)
-    return {
-        row[:-width]: {m: value or 0 for m, value in zip(_MEASURES, row[-width:], strict=True)}
-        for row in partials.get((origin, second), [])
-    }  # value None: sum() of no known delay
+    if (origin, second) in partials or origin is not None or second is None:
+        selected = [partials.get((origin, second), [])]
+    else:
+        selected = [rows for (o, s), rows in partials.items() if o is not None and s == second]
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for rows in selected:
+        for row in rows:
+            total = totals.setdefault(row[:-width], [0] * width)
+            for i, value in enumerate(row[-width:]):
+                total[i] += value or 0  # None: sum() of no known delay
+    return {group: dict(zip(_MEASURES, total, strict=True)) for group, total in totals.items()}
 
 
 def _ratio(part: int, whole: int) -> float | None:
