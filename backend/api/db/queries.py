@@ -18,7 +18,7 @@ _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
 # The reference parts of a flight's detail (api.schemas.FlightDetail): the airports' and the
 # planes' columns of AirportRef and Plane (both tables use the same column names), keyed by
-# faa and tailnum. Read whole and kept in the result cache (api/routes/flights.py): a join in
+# faa and tailnum. Read whole once per process (ResultCache.keep, api/routes/flights.py): a join in
 # "flight_get" cost about three times the point lookup itself (docs/performance.md).
 AIRPORT_REF_COLUMNS = ", ".join(["faa", *AirportRef.model_fields])
 PLANE_REF_COLUMNS = ", ".join(["tailnum", *Plane.model_fields])

@@ -340,8 +340,8 @@ def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
     """One flight by id with the names (and time zones) of its airports and its aircraft,
     each null when the reference tables do not know it; 404 when there is no such flight."""
     flight = _get_flight(db, flight_id)
-    airports = results.reuse(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
-    planes = results.reuse(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
+    airports = results.keep(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
+    planes = results.keep(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
     # Several real destinations are absent from airports, many tail numbers from planes.
     flight["origin_airport"] = airports.get(flight["origin"])
     flight["dest_airport"] = airports.get(flight["dest"])
@@ -353,7 +353,7 @@ def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
 
 def _references(db: duckdb.DuckDBPyConnection, name: str, key: str) -> dict[str, dict[str, Any]]:
     """A whole reference table as {key: its other columns} ("airport_refs" by faa,
-    "plane_refs" by tailnum): a few thousand small rows, kept until the next write."""
+    "plane_refs" by tailnum): a few thousand small rows, kept for the life of the process."""
     return {row.pop(key): row for row in run_query(db, name).dicts()}
 
 
