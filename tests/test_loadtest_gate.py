@@ -512,10 +512,10 @@ def test_gate_fails_naming_a_backend_route_made_three_times_slower(tmp_path: Pat
     assert f" {real:,} " in total, (total, real)  # the gate saw every process's requests
     rows = gate_rows(output)
     assert rows["GET /api/v1/flights"] == "FAIL", output  # the route itself, called directly
-    # A real run: enough requests, and most of them answered. Not "failure ratio PASS": on a
-    # machine busy beyond one CPU hog per core, pages that wait on the slowed route run out of
-    # their time budget (503) often enough to pass 1 % (fresh-clone CI run beside other load
-    # tests), which is the gate doing its job.
+    # A real run: enough requests, and most of them answered. Not "failure ratio PASS": a
+    # fresh-clone CI run beside other load tests (busier than one CPU hog per core) printed
+    # failure ratio FAIL here; pages that wait on the slowed route may fail their time budget
+    # (503), which is not what this test is about.
     assert rows["requests (whole run)"] == "PASS", output
     ratio = re.search(r"failure ratio\s+(\d+\.\d+)", output)
     assert ratio is not None and float(ratio.group(1)) < 0.1, output

@@ -271,7 +271,11 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         # A flight by id (the primary key); its detail's names come from the two below.
         "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
         "airport_refs": f"SELECT {AIRPORT_REF_COLUMNS} FROM airports",  # nosec B608
-        "plane_refs": f"SELECT {PLANE_REF_COLUMNS} FROM planes",  # nosec B608
+        # A tail number in planes with every field unknown is as good as none.
+        "plane_refs": f"""
+            SELECT {PLANE_REF_COLUMNS} FROM planes
+            WHERE NOT (manufacturer IS NULL AND model IS NULL AND year IS NULL
+                AND seats IS NULL)""",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """

@@ -61,11 +61,15 @@ def _key_names(sort: str) -> tuple[str, ...]:
     return (("value",) if FLIGHT_SORTS[sort] else ()) + FLIGHT_SORT_TAIL
 
 
+def _nulls(order: str) -> int:
+    """The stand-in of a NULL sort value that puts it last in `order` (the SQL's
+    coalesce($nulls), api/db/queries.py)."""
+    return NULLS_LAST if order == "asc" else -NULLS_LAST
+
+
 def _sort_value(row: dict[str, Any], sort: str, order: str) -> Any:
     value = row[sort]
-    if value is None:  # as the SQL's coalesce (api/db/queries.py)
-        return NULLS_LAST if order == "asc" else -NULLS_LAST
-    return value
+    return _nulls(order) if value is None else value
 
 
 def encode_cursor(row: dict[str, Any], sort: str, order: str, direction: Direction) -> str:
@@ -189,7 +193,7 @@ def check_flight(
     errors: list[FieldError] = [
         {"field": name, "message": f"{name} is required and must not be null"}
         for name in REQUIRED_FIELDS
-        if record.get(name) is None and name not in skip
+        if record.get(name) is None
     ]
     year, month, day = record.get("year"), record.get("month"), record.get("day")
     year_error = None if year is None else years.error(year)
@@ -306,7 +310,7 @@ def list_flights(
             **filters,
             "limit": limit + 1,  # one extra row tells whether another page exists
             # NULLs last in this search's order, whichever order the statement runs
-            **({"nulls": NULLS_LAST if order == "asc" else -NULLS_LAST} if _nullable(sort) else {}),
+            **({"nulls": _nulls(order)} if _nullable(sort) else {}),
             **{f"after_{name}": key.get(name) for name in _key_names(sort)},
         }
         return run_query(db, flight_list_name(sort, page_order), params).dicts()
@@ -345,9 +349,7 @@ def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
     # Several real destinations are absent from airports, many tail numbers from planes.
     flight["origin_airport"] = airports.get(flight["origin"])
     flight["dest_airport"] = airports.get(flight["dest"])
-    plane = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
-    # A tail number in planes with every field unknown is as good as none.
-    flight["plane"] = plane if plane and any(v is not None for v in plane.values()) else None
+    flight["plane"] = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
     return flight
 
 
