@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -511,7 +512,13 @@ def test_gate_fails_naming_a_backend_route_made_three_times_slower(tmp_path: Pat
     assert f" {real:,} " in total, (total, real)  # the gate saw every process's requests
     rows = gate_rows(output)
     assert rows["GET /api/v1/flights"] == "FAIL", output  # the route itself, called directly
-    assert rows["requests (whole run)"] == rows["failure ratio"] == "PASS"  # a real run
+    # A real run: enough requests, and most of them answered. Not "failure ratio PASS": a
+    # fresh-clone CI run beside other load tests (busier than one CPU hog per core) printed
+    # failure ratio FAIL here; pages that wait on the slowed route may fail their time budget
+    # (503), which is not what this test is about.
+    assert rows["requests (whole run)"] == "PASS", output
+    ratio = re.search(r"failure ratio\s+(\d+\.\d+)", output)
+    assert ratio is not None and float(ratio.group(1)) < 0.1, output
     assert rows["calibration GET /calibration/api"] == "PASS"
     # The reports a CI job uploads are there.
     reports = tmp_path / "reports"

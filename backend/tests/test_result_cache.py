@@ -82,3 +82,36 @@ def test_hits_skip_duckdb_and_writes_invalidate(template_db: Path, tmp_path: Pat
 def test_only_cacheable_queries(template_db: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not cacheable"):
         ResultCache().run(None, "flight_get", {"id": 1})  # type: ignore[arg-type]
+
+
+def test_kept_values_survive_writes_and_failures_are_not_kept() -> None:
+    """`keep` (the detail's airports and planes, tables the API never writes): computed once,
+    kept across writes; a compute that raised is tried again."""
+    cache = ResultCache()
+    calls: list[int] = []
+
+    def compute() -> dict[str, int]:
+        calls.append(1)
+        return {"JFK": len(calls)}
+
+    def fail() -> dict[str, int]:
+        raise RuntimeError("database unavailable")
+
+    with pytest.raises(RuntimeError):
+        cache.keep(("refs",), fail)
+    first = cache.keep(("refs",), compute)
+    generation = database.write_generation()
+    database._data_changed()  # what every committed write does
+    assert database.write_generation() > generation
+    assert cache.keep(("refs",), compute) is first
+    assert calls == [1]
+
+
+def test_the_detail_names_stay_right_after_a_flight_write(writable_client: TestClient) -> None:
+    before = writable_client.get("/api/v1/flights/1").json()
+    assert before["origin_airport"]["name"] == "Newark Liberty Intl"
+    created = writable_client.post("/api/v1/flights", json=NEW_FLIGHT)
+    assert created.status_code == 201, created.text
+    detail = writable_client.get(f"/api/v1/flights/{created.json()['id']}").json()
+    assert detail["origin_airport"]["name"] == "John F Kennedy Intl"
+    assert detail["dest_airport"]["name"] == "San Francisco Intl"

@@ -20,6 +20,8 @@ ORIGINS = [
     for code, name in (("EWR", "Newark Liberty Intl"), ("JFK", "John F Kennedy Intl"),
                        ("LGA", "La Guardia"))
 ]  # fmt: skip
+# The detail's airport references (IAH and MIA are unknown here, as real destinations can be).
+AIRPORT_REFS = {a["faa"]: {"name": a["name"], "tzone": a["tzone"]} for a in ORIGINS}
 PLANES = {"N14228": {"manufacturer": "BOEING", "model": "737-824", "year": 1999, "seats": 149}}
 CARRIER_STATS = [
     {"carrier": "AA", "name": "American Airlines Inc.", "flights": 32729, "cancelled": 636,
@@ -164,10 +166,9 @@ class FakeBackend:
 
     def detail(self, flight: dict[str, Any]) -> dict[str, Any]:
         """GET /flights/{id}: the flight with its reference data (IAH and MIA unknown here)."""
-        airports = {a["faa"]: {"name": a["name"], "tzone": a["tzone"]} for a in ORIGINS}
         plane = PLANES.get(flight.get("tailnum") or "")
-        return {**flight, "origin_airport": airports.get(flight["origin"]),
-                "dest_airport": airports.get(flight["dest"]), "plane": plane}  # fmt: skip
+        return {**flight, "origin_airport": AIRPORT_REFS.get(flight["origin"]),
+                "dest_airport": AIRPORT_REFS.get(flight["dest"]), "plane": plane}  # fmt: skip
 
     def list_flights(self, query: dict[str, str]) -> tuple[int, Any]:
         if "min_dep_delay" in query and not re.fullmatch(r"-?\d+", query["min_dep_delay"]):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.fake_backend import FakeBackend, make_flight
 from web.backend_client import Flight
 from web.flight_times import departure_times
@@ -62,23 +64,19 @@ def test_bad_sort_is_a_form_error_without_a_backend_call(
     assert not api_queries(fake_backend)
 
 
-def test_pager_first_previous_next(client: Any) -> None:
+def test_pager_first_previous_next(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import web.views.flights as flights_view
 
-    old = flights_view.PAGE_SIZE
-    flights_view.PAGE_SIZE = 2
-    try:
-        first = client.get("/flights?sort=dest").get_data(as_text=True)
-        assert "Previous page" not in first and "First page" not in first
-        assert 'href="/flights?cursor=c2&amp;sort=dest" rel="next"' in first
-        second = client.get("/flights?cursor=c2&sort=dest").get_data(as_text=True)
-        assert 'href="/flights?cursor=p1&amp;sort=dest" rel="prev"' in second
-        assert 'href="/flights?sort=dest">« First page' in second
-        # Back on the first page through a cursor (no prev_cursor): no First or Previous link.
-        fake_prev = client.get("/flights?cursor=p1&sort=dest").get_data(as_text=True)
-        assert "First page" not in fake_prev and "Previous page" not in fake_prev
-    finally:
-        flights_view.PAGE_SIZE = old
+    monkeypatch.setattr(flights_view, "PAGE_SIZE", 2)
+    first = client.get("/flights?sort=dest").get_data(as_text=True)
+    assert "Previous page" not in first and "First page" not in first
+    assert 'href="/flights?cursor=c2&amp;sort=dest" rel="next"' in first
+    second = client.get("/flights?cursor=c2&sort=dest").get_data(as_text=True)
+    assert 'href="/flights?cursor=p1&amp;sort=dest" rel="prev"' in second
+    assert 'href="/flights?sort=dest">« First page' in second
+    # Back on the first page through a cursor (no prev_cursor): no First or Previous link.
+    fake_prev = client.get("/flights?cursor=p1&sort=dest").get_data(as_text=True)
+    assert "First page" not in fake_prev and "Previous page" not in fake_prev
 
 
 def test_every_result_cell_is_labelled_for_the_phone_layout(client: Any) -> None:

@@ -45,7 +45,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 import structlog
@@ -612,8 +612,8 @@ class BackendClient:
         """The answer of `load()` as `model`, reused for REFERENCE_CACHE_SECONDS."""
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > now and isinstance(hit[1], model):
-            return hit[1]
+        if hit is not None and hit[0] > now:
+            return cast(Answer, hit[1])  # each key only ever holds its one model
         value = _parse(model, load())  # raises on failure, so failures are never cached
         self._cache[key] = (now + REFERENCE_CACHE_SECONDS, value)
         return value

@@ -52,6 +52,8 @@ class ResultCache:
 
     def __init__(self, maxsize: int = MAX_ENTRIES) -> None:
         self._entries: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
+        # Values of tables the API never writes (`keep`): not dropped by writes.
+        self._kept: dict[Hashable, Any] = {}
         self._generation = write_generation()
         self._lock = threading.Lock()
         # One lock per key of `reuse_once` (a handful: the stats views' partials per year).
@@ -69,6 +71,21 @@ class ResultCache:
         with self._lock:
             if self._generation == generation:
                 self._entries[key] = value
+
+    def keep(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value kept under `key`, or `compute()` (then kept for the life of the process).
+
+        Only for values read from tables the API never writes (airports, planes): only
+        `load-demo-data` and migrations write them, and both hold the database file, so no
+        server process runs meanwhile. Re-reading them after every flight write cost 5 % of the
+        DuckDB time of a load-gate run (docs/performance.md)."""
+        with self._lock:
+            hit = self._kept.get(key)
+        if hit is not None:
+            return cast(T, hit)
+        value = compute()  # an exception is never kept
+        with self._lock:
+            return cast(T, self._kept.setdefault(key, value))
 
     def reuse(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value kept under `key`, or `compute()` (then kept until the next write)."""

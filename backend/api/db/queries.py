@@ -18,7 +18,7 @@ _FLIGHT_COLUMN_SQL = {"time_hour": "strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ') AS
 FLIGHT_COLUMNS = ", ".join(_FLIGHT_COLUMN_SQL.get(name, name) for name in Flight.model_fields)
 # The reference parts of a flight's detail (api.schemas.FlightDetail): the airports' and the
 # planes' columns of AirportRef and Plane (both tables use the same column names), keyed by
-# faa and tailnum. Read whole and kept in the result cache (api/routes/flights.py): a join in
+# faa and tailnum. Read whole once per process (ResultCache.keep, api/routes/flights.py): a join in
 # "flight_get" cost about three times the point lookup itself (docs/performance.md).
 AIRPORT_REF_COLUMNS = ", ".join(["faa", *AirportRef.model_fields])
 PLANE_REF_COLUMNS = ", ".join(["tailnum", *Plane.model_fields])
@@ -300,7 +300,11 @@ QUERIES: MappingProxyType[str, str] = MappingProxyType(
         # A flight by id (the primary key); its detail's names come from the two below.
         "flight_get": f"SELECT {FLIGHT_COLUMNS} FROM flights WHERE id = $id",  # nosec B608
         "airport_refs": f"SELECT {AIRPORT_REF_COLUMNS} FROM airports",  # nosec B608
-        "plane_refs": f"SELECT {PLANE_REF_COLUMNS} FROM planes",  # nosec B608
+        # A tail number in planes with every field unknown is as good as none.
+        "plane_refs": f"""
+            SELECT {PLANE_REF_COLUMNS} FROM planes
+            WHERE NOT (manufacturer IS NULL AND model IS NULL AND year IS NULL
+                AND seats IS NULL)""",  # nosec B608
         # Ids are handed out from blocks reserved here (api/db/ids.py): one counter update per
         # block, never one per create, so concurrent creates do not conflict on this row.
         "id_block_reserve": """

@@ -30,7 +30,6 @@ import time
 import uuid
 from typing import Any
 
-import structlog
 from cachetools import LRUCache
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import MutableHeaders
@@ -38,12 +37,10 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
-from api.observability.logging import access_logger
+from api.observability.logging import access_logger, bind_request_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
-STANDARD_METHODS = metrics.KNOWN_METHODS
-UNMATCHED = metrics.UNMATCHED_ROUTE
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
@@ -58,8 +55,11 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def method_label(method: str) -> str:
-    """`method` if it is a standard HTTP method, else `_OTHER` (bounded label values)."""
-    return method if method in STANDARD_METHODS else "_OTHER"
+    """`method` if it is a standard HTTP method, else `_OTHER` (bounded label values).
+
+    Unlike `metrics.normalize_method` (the frontend's rule) this does not upper-case: HTTP
+    methods are case-sensitive (RFC 9110 9.1), so `get` is not GET."""
+    return method if method in metrics.KNOWN_METHODS else metrics.OTHER_METHOD
 
 
 def route_template(scope: Scope) -> str:
@@ -71,16 +71,16 @@ def route_template(scope: Scope) -> str:
     """
     app = scope.get("app")
     if app is None:
-        return UNMATCHED
+        return metrics.UNMATCHED_ROUTE
     partial: str | None = None
     for context in iter_route_contexts(app.router.routes):
         match, _ = context.matches(scope)
         template = getattr(context, "path_format", None) or getattr(context, "path", None)
         if match == Match.FULL:
-            return str(template) if template else UNMATCHED
+            return str(template) if template else metrics.UNMATCHED_ROUTE
         if match == Match.PARTIAL and partial is None and template:
             partial = str(template)
-    return partial or UNMATCHED
+    return partial or metrics.UNMATCHED_ROUTE
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
@@ -119,10 +119,9 @@ class RequestTelemetryMiddleware:
             await self.app(scope, receive, send)
             return
 
-        structlog.contextvars.clear_contextvars()
         headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
         request_id = request_id_from(headers)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        bind_request_context(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
 
         if not self.record:

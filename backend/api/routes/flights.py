@@ -61,11 +61,15 @@ def _key_names(sort: str) -> tuple[str, ...]:
     return (("value",) if FLIGHT_SORTS[sort] else ()) + FLIGHT_SORT_TAIL
 
 
+def _nulls(order: str) -> int:
+    """The stand-in of a NULL sort value that puts it last in `order` (the SQL's
+    coalesce($nulls), api/db/queries.py)."""
+    return NULLS_LAST if order == "asc" else -NULLS_LAST
+
+
 def _sort_value(row: dict[str, Any], sort: str, order: str) -> Any:
     value = row[sort]
-    if value is None:  # as the SQL's coalesce (api/db/queries.py)
-        return NULLS_LAST if order == "asc" else -NULLS_LAST
-    return value
+    return _nulls(order) if value is None else value
 
 
 def encode_cursor(row: dict[str, Any], sort: str, order: str, direction: Direction) -> str:
@@ -189,7 +193,7 @@ def check_flight(
     errors: list[FieldError] = [
         {"field": name, "message": f"{name} is required and must not be null"}
         for name in REQUIRED_FIELDS
-        if record.get(name) is None and name not in skip
+        if record.get(name) is None
     ]
     year, month, day = record.get("year"), record.get("month"), record.get("day")
     year_error = None if year is None else years.error(year)
@@ -306,7 +310,7 @@ def list_flights(
             **filters,
             "limit": limit + 1,  # one extra row tells whether another page exists
             # NULLs last in this search's order, whichever order the statement runs
-            **({"nulls": NULLS_LAST if order == "asc" else -NULLS_LAST} if _nullable(sort) else {}),
+            **({"nulls": _nulls(order)} if _nullable(sort) else {}),
             **{f"after_{name}": key.get(name) for name in _key_names(sort)},
         }
         return run_query(db, flight_list_name(sort, page_order), params).dicts()
@@ -340,20 +344,18 @@ def get_flight(db: Cursor, results: Results, flight_id: int) -> dict[str, Any]:
     """One flight by id with the names (and time zones) of its airports and its aircraft,
     each null when the reference tables do not know it; 404 when there is no such flight."""
     flight = _get_flight(db, flight_id)
-    airports = results.reuse(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
-    planes = results.reuse(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
+    airports = results.keep(("airport_refs",), lambda: _references(db, "airport_refs", "faa"))
+    planes = results.keep(("plane_refs",), lambda: _references(db, "plane_refs", "tailnum"))
     # Several real destinations are absent from airports, many tail numbers from planes.
     flight["origin_airport"] = airports.get(flight["origin"])
     flight["dest_airport"] = airports.get(flight["dest"])
-    plane = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
-    # A tail number in planes with every field unknown is as good as none.
-    flight["plane"] = plane if plane and any(v is not None for v in plane.values()) else None
+    flight["plane"] = planes.get(flight["tailnum"]) if flight["tailnum"] is not None else None
     return flight
 
 
 def _references(db: duckdb.DuckDBPyConnection, name: str, key: str) -> dict[str, dict[str, Any]]:
     """A whole reference table as {key: its other columns} ("airport_refs" by faa,
-    "plane_refs" by tailnum): a few thousand small rows, kept until the next write."""
+    "plane_refs" by tailnum): a few thousand small rows, kept for the life of the process."""
     return {row.pop(key): row for row in run_query(db, name).dicts()}
 
 

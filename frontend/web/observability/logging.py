@@ -281,14 +281,13 @@ def make_handler(
     service_version: str,
     environment: str,
     log_format: LogFormat = "json",
-    git_commit: str = "unknown",
 ) -> logging.Handler:
     """A stdout handler with the structlog formatter; also configures structlog itself.
 
     Plain keyword arguments so `logging.config.dictConfig` can build it (the `"()"` factory
     of the frontend's gunicorn `logconfig_dict`, `servers.py`).
     """
-    info = ServiceInfo(service_name, service_version, environment, git_commit)
+    info = ServiceInfo(service_name, service_version, environment)  # logs carry no commit
     _configure_structlog(info, log_format)
     handler = _StdoutHandler()
     handler.setFormatter(make_formatter(info, log_format))
@@ -315,8 +314,6 @@ def configure_logging(
     handler = make_handler(info.name, info.version, info.environment, log_format)
     root.addHandler(handler)
     configure_server_logging(level)
-    global _access
-    _access = _make_access_logger(log_format)  # after the levels are set
     logging.captureWarnings(True)  # warnings.warn(...) -> a log line instead of raw stderr
     _install_excepthooks()
 

@@ -56,7 +56,6 @@ def gunicorn_logconfig(
                 "service_version": info.version,
                 "environment": info.environment,
                 "log_format": log_format,
-                "git_commit": info.git_commit,
             }
         },
         "formatters": {},

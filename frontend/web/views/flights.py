@@ -85,6 +85,9 @@ def search() -> ResponseReturnValue:
 
     # Any: url_for's own keyword arguments (_external, ...) are not strings.
     filters: dict[str, Any] = form.query_args()
+    # The order shown, read once (an unknown value falls back as the form's defaults do).
+    sort = form.sort.data if form.sort.data in SORTS else "date"
+    order = form.order.data if form.order.data in ORDERS else "asc"
 
     def page_url(page_cursor: str | None) -> str:
         return url_for("flights.search", cursor=page_cursor, **filters)
@@ -100,22 +103,15 @@ def search() -> ResponseReturnValue:
         prev_url=page_url(page.prev_cursor) if page and page.prev_cursor else None,
         # A Previous page link can lead back to the first page itself (no prev_cursor).
         on_first_page=cursor is None or bool(page and page.items and not page.prev_cursor),
-        sort_headers=_sort_headers(form, filters),
-        sort_caption=_sort_caption(form),
+        sort_headers=_sort_headers(sort, order, filters),
+        # The order of the results in words, e.g. "arrival delay, descending".
+        sort_caption=f"{SORTS[sort][0].lower()}, {ORDERS[order].lower()}",
     )
 
 
-def _sort_caption(form: SearchForm) -> str:
-    """The order of the results in words, e.g. "arrival delay, descending"."""
-    label = SORTS.get(form.sort.data or "", SORTS["date"])[0]
-    return f"{label.lower()}, {ORDERS.get(form.order.data or '', 'Ascending').lower()}"
-
-
-def _sort_headers(form: SearchForm, filters: dict[str, Any]) -> dict[str, dict[str, str]]:
+def _sort_headers(sort: str, order: str, filters: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Per sortable column: the header link (first page, that column's sort) and its
     ``aria-sort`` (``ascending``/``descending`` on the sorted column, else none)."""
-    sort = form.sort.data if form.sort.data in SORTS else "date"
-    order = form.order.data if form.order.data in ("asc", "desc") else "asc"
     headers = {}
     for name, (label, first_order) in SORTS.items():
         # The sorted column's link reverses it; another column's starts in its own order.
@@ -127,9 +123,7 @@ def _sort_headers(form: SearchForm, filters: dict[str, Any]) -> dict[str, dict[s
             args.pop("order")
         headers[name] = {
             "url": url_for("flights.search", **args),
-            "aria_sort": (
-                {"asc": "ascending", "desc": "descending"}[order] if name == sort else ""
-            ),
+            "aria_sort": ORDERS[order].lower() if name == sort else "",
             "hint": f"sort by {label.lower()}, {ORDERS[link_order].lower()}",
         }
     return headers
