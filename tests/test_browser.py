@@ -91,8 +91,9 @@ def test_search_detail_and_edit(stack: Stack, page: Page) -> None:
 
 
 def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -> None:
-    """Dashboard -> a carrier's bar -> the search for that carrier (in the dashboard's origin
-    and month); dashboard -> delay patterns -> an hour's bar -> the search for that hour;
+    """The walk: dashboard -> a carrier's bar -> the search for that carrier (in the
+    dashboard's origin and month) -> sorted by arrival delay -> the most delayed flight's
+    detail; dashboard -> delay patterns -> an hour's bar -> the search for that hour;
     delay patterns -> a destination's table row -> the search for that destination.
     (The links' sort/order and hour/cancelled/min_arr_delay parameters are the search's own
     business; carrier, dest, origin and the dates are what these checks can see today.)"""
@@ -109,6 +110,38 @@ def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -
     expect(rows.first).to_be_visible()
     assert rows.count() > 5
     assert all("UA" in text and "JFK" in text for text in rows.all_inner_texts())
+    # The drill-down lands sorted worst first; the header turns it around and back, the
+    # drill-down's filters kept.
+    header = page.locator("th[aria-sort]")
+    expect(header).to_contain_text("Arr. delay")
+    expect(header).to_have_attribute("aria-sort", "descending")
+    page.locator("th a.sort-link", has_text="Arr. delay").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("select[name=carrier]")).to_have_value("UA")
+    expect(page.locator("input[name=date_to]")).to_have_value("2013-03-31")
+    known = [d for d in delays(page) if d is not None]
+    assert known and known == sorted(known)
+    page.locator("th a.sort-link", has_text="Arr. delay").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    sorted_delays = delays(page)
+    assert sorted_delays and sorted_delays == sorted(sorted_delays, reverse=True)  # type: ignore[type-var]
+    assert sorted_delays[0] > known[-1]  # type: ignore[operator]
+    # The first row's detail is that flight: UA from JFK in March 2013, the top delay.
+    page.locator("table.results tbody th[scope=row] a").first.click()
+    expect(page).to_have_url(re.compile(r"/flights/\d+$"))
+    flight_id = int(page.url.rsplit("/", 1)[1])
+    flight = httpx.get(
+        f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
+    ).json()
+    assert (flight["carrier"], flight["origin"], flight["year"], flight["month"]) == (
+        "UA",
+        "JFK",
+        2013,
+        3,
+    )
+    assert flight["arr_delay"] == sorted_delays[0]
+    expect(page.locator("#origin-name")).to_contain_text("John F Kennedy Intl (JFK)")
+    expect(page.locator("#dep-local")).to_contain_text("America/New_York")
 
     # The overview links to the delay patterns page with its filters; an hour's bar there
     # opens that hour's search.

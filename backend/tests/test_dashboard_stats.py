@@ -37,7 +37,8 @@ def raw(template_db: Path) -> Iterator[dict[str, Any]]:
             ).fetchall()
         }
         names = dict(con.execute("SELECT faa, name FROM airports").fetchall())
-    yield {"flights": flights, "weather": weather, "names": names}
+        airlines = dict(con.execute("SELECT carrier, name FROM airlines").fetchall())
+    yield {"flights": flights, "weather": weather, "names": names, "airlines": airlines}
 
 
 def mean(values: list[int]) -> float | None:
@@ -85,6 +86,34 @@ def test_hours_are_the_figures_of_the_raw_rows(
     ]
     assert get(client, "hours", **scope) == expected
     assert len(expected) > 15
+
+
+@pytest.mark.parametrize(
+    "scope", [{}, {"origin": "LGA", "month": 2}, {"origin": "JFK"}, {"month": 7}, {"year": 2013}]
+)
+def test_carriers_are_the_figures_of_the_raw_rows(
+    client: TestClient, raw: dict[str, Any], scope: dict[str, Any]
+) -> None:
+    """Every filter combination's carriers come from one CUBE statement per year: each row,
+    the p95 included, is the figure of that combination's raw rows (quantile_cont: linear
+    interpolation between the closest ranks, Python's "inclusive" method; the last tenth of
+    a p95 may round the other way)."""
+    rows = [f for f in raw["flights"] if all(f[k] == v for k, v in scope.items())]
+    expected = []
+    for carrier, group in sorted(grouped(rows, "carrier").items()):
+        fig = figures(group)
+        arr = [r["arr_delay"] for r in group if r["arr_delay"] is not None]
+        p95 = statistics.quantiles(arr, n=20, method="inclusive")[18] if len(arr) > 1 else None
+        expected.append({
+            "carrier": carrier, "name": raw["airlines"].get(carrier),
+            "flights": fig["flights"], "cancelled": fig["cancelled"], "arrived": fig["arrived"],
+            "mean_arr_delay": fig["mean_arr_delay"],
+            # round() of a float a hair either side of x.x5 may differ by the last tenth.
+            "p95_arr_delay": None if p95 is None else pytest.approx(p95, abs=0.051),
+            "on_time_share": fig["on_time_share"],
+        })  # fmt: skip
+    assert get(client, "carriers", **scope) == expected
+    assert len(expected) > 5
 
 
 def test_destinations_are_the_busiest_with_names_where_known(
@@ -309,6 +338,7 @@ def query_count(client: TestClient, query: str) -> float:
         ("destinations", "stats_destinations", "month", (5, 11)),
         ("weather", "stats_weather", "month", (5, 11)),
         ("daily", "stats_daily", "carrier", ("UA", "B6")),
+        ("carriers", "stats_carriers", "month", (5, 11)),
     ],
 )
 def test_one_statement_per_year_serves_every_filter_until_a_write(
