@@ -1,9 +1,14 @@
 """The dashboard reuses aggregates (backend result cache, frontend per-worker cache of at most
-DASHBOARD_CACHE_SECONDS <= 1 s), yet a write must show on it within a second.
+DASHBOARD_CACHE_SECONDS <= 1 s), yet a write must show on it soon: the backend serves the
+figures from before a write while one background statement recomputes them
+(backend/api/db/cache.py, refresh_behind), and the frontend keeps a page's data at most a
+second after that.
 
 Both caches are primed first (many requests, so every gunicorn worker holds the old figures),
-then a flight is created through the API; from one second after the write returned, every
-dashboard request, on whichever worker, shows the new total.
+then a flight is created through the API. The first backend answer after it is the old
+figure (it starts the recomputation), the new one follows within seconds; from one second
+after the backend's answer changed, every dashboard request, on whichever worker, shows the
+new total.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ NEW_FLIGHT = {
 }  # fmt: skip
 
 
-def test_a_write_shows_on_the_dashboard_within_a_second(fresh_stack: Stack) -> None:
+def test_a_write_shows_on_the_dashboard_a_second_after_the_recomputation(
+    fresh_stack: Stack,
+) -> None:
     with httpx.Client(timeout=10, headers=API_AUTH) as client:
         for _ in range(20):  # prime both caches on every worker
             page = client.get(fresh_stack.frontend.url + "/")
@@ -30,13 +37,19 @@ def test_a_write_shows_on_the_dashboard_within_a_second(fresh_stack: Stack) -> N
 
         created = client.post(fresh_stack.backend.url + "/api/v1/flights", json=NEW_FLIGHT)
         assert created.status_code == 201, created.text
-        written = time.monotonic()
 
-        # The backend's own cache is invalidated by the write itself: no delay at all there.
-        stats = client.get(fresh_stack.backend.url + "/api/v1/stats/carriers").json()
-        assert sum(row["flights"] for row in stats["items"]) == 336_777
+        def carriers_total() -> int:
+            stats = client.get(fresh_stack.backend.url + "/api/v1/stats/carriers").json()
+            return sum(row["flights"] for row in stats["items"])
 
-        time.sleep(max(0.0, written + 1.0 - time.monotonic()))
+        assert carriers_total() == 336_776  # the old figures at once: no request waits
+        deadline = time.monotonic() + 10
+        while carriers_total() != 336_777:
+            assert time.monotonic() < deadline, "the stats did not follow the write in 10 s"
+            time.sleep(0.05)
+        recomputed = time.monotonic()
+
+        time.sleep(max(0.0, recomputed + 1.0 - time.monotonic()))
         for _ in range(20):  # new connections spread over the workers
             page = httpx.get(fresh_stack.frontend.url + "/", timeout=10)
             assert page.status_code == 200

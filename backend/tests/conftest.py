@@ -6,8 +6,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +21,21 @@ from api.settings import Settings
 API_KEY = "backend-test-api-key-0123456789-abcdefghij"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 PROBLEM = "application/problem+json"
+
+
+T = TypeVar("T")
+
+
+def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
+    """`read()` again (every 20 ms) until `done(value)` or `timeout` seconds passed; the last
+    value, for the caller to assert on. For the stats answers after a write: their partials
+    are recomputed in a background thread (api/db/cache.py, refresh_behind)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
 
 
 def new_flight(**fields: object) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.db import database
 from api.db.cache import ResultCache
 from api.db.database import Database, run_query, transaction
+from tests.conftest import eventually
 
 NEW_FLIGHT = {
     "year": 2013, "month": 7, "day": 4, "sched_dep_time": 900, "sched_arr_time": 1200,
@@ -31,7 +33,9 @@ def daily_total(client: TestClient) -> int:
     return sum(day["flights"] for day in response.json()["items"])
 
 
-def test_a_write_is_reflected_by_the_next_stats_call(writable_client: TestClient) -> None:
+def test_a_write_is_reflected_once_the_stats_are_recomputed(writable_client: TestClient) -> None:
+    """Create, edit, delete: each shows in the stats after one background recomputation
+    (api/db/cache.py, refresh_behind); the first answer after a write is the old figure."""
     before, before_jfk, total = (
         ua_flights(writable_client),
         ua_flights(writable_client, origin="JFK"),
@@ -40,19 +44,23 @@ def test_a_write_is_reflected_by_the_next_stats_call(writable_client: TestClient
     assert total == 336_776
     assert ua_flights(writable_client) == before  # served from the cache, still right
 
+    def settles(read: Callable[[], int], expected: int) -> None:
+        assert eventually(read, lambda value: value == expected) == expected
+
     created = writable_client.post("/api/v1/flights", json=NEW_FLIGHT)
     assert created.status_code == 201
-    assert ua_flights(writable_client) == before + 1
-    assert ua_flights(writable_client, origin="JFK") == before_jfk + 1
-    assert daily_total(writable_client) == total + 1
+    assert ua_flights(writable_client) == before  # starts the recomputation
+    settles(lambda: ua_flights(writable_client), before + 1)
+    settles(lambda: ua_flights(writable_client, origin="JFK"), before_jfk + 1)
+    settles(lambda: daily_total(writable_client), total + 1)
 
     flight_id = created.json()["id"]
     patched = writable_client.patch(f"/api/v1/flights/{flight_id}", json={"carrier": "AA"})
     assert patched.status_code == 200
-    assert ua_flights(writable_client) == before
+    settles(lambda: ua_flights(writable_client), before)
 
     assert writable_client.delete(f"/api/v1/flights/{flight_id}").status_code == 204
-    assert daily_total(writable_client) == total
+    settles(lambda: daily_total(writable_client), total)
 
 
 def test_hits_skip_duckdb_and_writes_invalidate(template_db: Path, tmp_path: Path) -> None:
@@ -115,3 +123,45 @@ def test_the_detail_names_stay_right_after_a_flight_write(writable_client: TestC
     detail = writable_client.get(f"/api/v1/flights/{created.json()['id']}").json()
     assert detail["origin_airport"]["name"] == "John F Kennedy Intl"
     assert detail["dest_airport"]["name"] == "San Francisco Intl"
+
+
+def test_refresh_behind_serves_the_old_value_while_one_thread_recomputes() -> None:
+    """`refresh_behind` (the stats partials): after a write, callers get the value from before
+    it at once while ONE background thread recomputes it; a write during that recomputation
+    starts another after it; a failed recomputation keeps the old value and is logged."""
+    import threading
+
+    from structlog.testing import capture_logs
+
+    cache = ResultCache()
+    release = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:
+            assert release.wait(10)
+        return len(calls)
+
+    assert cache.refresh_behind(("p",), compute) == (1, database.write_generation())
+    database._data_changed()
+    # Many callers while the recomputation is held: all get 1 at once, one thread computes.
+    assert [cache.refresh_behind(("p",), compute)[0] for _ in range(20)] == [1] * 20
+    database._data_changed()  # a write while it runs: its result is already out of date
+    release.set()
+    value = eventually(lambda: cache.refresh_behind(("p",), compute), lambda e: e[0] == 3)
+    assert value == (3, database.write_generation())
+    assert calls == [1, 1, 1]  # the first, the held one, the one after the second write
+
+    def fail() -> int:
+        raise RuntimeError("database unavailable")
+
+    database._data_changed()
+    with capture_logs() as logs:
+        assert cache.refresh_behind(("p",), fail)[0] == 3  # the old value, at once
+        eventually(lambda: logs, lambda lines: bool(lines), timeout=5)
+    assert [(line["event"], line["log_level"]) for line in logs] == [
+        ("cache.refresh_failed", "warning")
+    ]
+    assert cache.refresh_behind(("p",), compute)[0] == 3  # retried: the old value meanwhile
+    assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 4) == 4

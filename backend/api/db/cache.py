@@ -17,23 +17,30 @@ no later lookup uses. Run a second writer process against the file and this no l
 
 Only for named queries whose result depends on nothing but the database and the parameters
 (`CACHEABLE`). A hit skips the query span and the DuckDB metrics: no query ran.
+
+`refresh_behind` is the exception to "until the next write", for the stats views' partials
+(api/routes/stats.py): after a write it returns the value from before the write at once and
+recomputes it in ONE background thread; the new value replaces it when that finishes. Waiting
+for those aggregates after every write made the dashboard's p95 seconds long on a busy machine
+(docs/performance.md), so its figures lag a write by one recomputation instead.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, cast
 
 import duckdb
+import structlog
 from cachetools import LRUCache
-from starlette.concurrency import run_in_threadpool
 
 from api.db.database import QueryResult, run_query, write_generation
 
 # Named queries `run` may reuse: the small reference lists and the search's match count
-# (the same on every page of a search). (The stats routes keep their finished JSON bodies
-# through `reuse_async` instead.)
+# (the same on every page of a search). (The stats routes keep their partials and finished
+# JSON bodies through `refresh_behind` and `reuse` instead.)
 CACHEABLE = frozenset({"airlines_list", "airports_list", "flight_count"})
 # Distinct (query, parameters) entries kept: the dashboard has 3 origins x 13 months per
 # aggregate; a few hundred small results are well under a megabyte.
@@ -41,13 +48,16 @@ MAX_ENTRIES = 256
 
 T = TypeVar("T")
 
+logger = structlog.get_logger(__name__)
+
 
 class ResultCache:
     """A bounded, thread-safe cache of values derived from the database (see the module doc).
 
-    `run` reuses `QueryResult`s of the `CACHEABLE` named queries; `reuse`/`reuse_async` keep
-    any value computed from the database (e.g. a rendered JSON body) under a key of the
-    caller's choosing. Every entry is dropped at the next write.
+    `run` reuses `QueryResult`s of the `CACHEABLE` named queries; `reuse` keeps any value
+    computed from the database (e.g. a rendered JSON body) under a key of the caller's
+    choosing, dropped at the next write; `keep` keeps values of tables the API never writes;
+    `refresh_behind` keeps a value across writes and recomputes it in the background.
     """
 
     def __init__(self, maxsize: int = MAX_ENTRIES) -> None:
@@ -56,8 +66,12 @@ class ResultCache:
         self._kept: dict[Hashable, Any] = {}
         self._generation = write_generation()
         self._lock = threading.Lock()
-        # One lock per key of `reuse_once` (a handful: the stats views' partials per year).
+        # One lock per key of `refresh_behind` (a handful: the stats views' partials).
         self._computing: dict[Hashable, threading.Lock] = {}
+        # `refresh_behind`: key -> (value, write generation it was computed at), kept across
+        # writes; the keys being recomputed in the background.
+        self._behind: dict[Hashable, tuple[Any, int]] = {}
+        self._refreshing: set[Hashable] = set()
 
     def _lookup(self, key: Hashable, generation: int) -> Any:
         with self._lock:
@@ -97,28 +111,65 @@ class ResultCache:
         self._store(key, generation, value)
         return value
 
-    def reuse_once(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """`reuse`, but concurrent misses of one key compute it once: the others wait for the
-        first and take its value. For values shared by many requests (the stats partials: after
-        a write every dashboard filter needs the same one). Blocking: call it from a thread."""
-        hit = self._lookup(key, write_generation())
-        if hit is not None:
-            return cast(T, hit)
+    def peek(self, key: Hashable) -> Any:
+        """The value `reuse` keeps under `key`, or None (nothing computed, nothing blocks)."""
+        return self._lookup(key, write_generation())
+
+    def behind(self, key: Hashable, compute: Callable[[], T]) -> tuple[T, int] | None:
+        """The value `refresh_behind` keeps under `key` and its version, or None when it was
+        never computed. Never blocks: when the value is older than the last write it is
+        returned all the same, and one background thread (`compute`, in a copy of the
+        caller's context, so its spans join the caller's trace) recomputes it, unless one
+        already does. The version is the write generation the value was computed at."""
+        generation = write_generation()
+        with self._lock:
+            entry = self._behind.get(key)
+            if entry is None:
+                return None
+            start = entry[1] < generation and key not in self._refreshing
+            if start:
+                self._refreshing.add(key)
+        if start:
+            context = contextvars.copy_context()
+            thread = threading.Thread(
+                target=context.run, args=(self._refresh, key, compute), daemon=True
+            )
+            thread.start()
+        return cast(tuple[T, int], entry)
+
+    def refresh_behind(self, key: Hashable, compute: Callable[[], T]) -> tuple[T, int]:
+        """`behind`, but the first computation of `key` happens here, once for concurrent
+        callers (the others wait for it). Blocking: call it from a thread."""
+        entry = self.behind(key, compute)
+        if entry is not None:
+            return entry
         with self._lock:
             computing = self._computing.setdefault(key, threading.Lock())
         with computing:
-            return self.reuse(key, compute)
+            with self._lock:
+                kept = self._behind.get(key)  # another thread may have just computed it
+            if kept is not None:
+                return cast(tuple[T, int], kept)
+            generation = write_generation()  # before computing (see the module doc)
+            value = compute()  # an exception is never kept
+            with self._lock:
+                self._behind[key] = (value, generation)
+            return value, generation
 
-    async def reuse_async(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """`reuse` for the event loop: a hit costs no thread; a miss runs `compute` (blocking,
-        e.g. DuckDB) in the threadpool, with the request's context (spans nest as usual)."""
-        generation = write_generation()
-        hit = self._lookup(key, generation)
-        if hit is not None:
-            return cast(T, hit)
-        value = await run_in_threadpool(compute)
-        self._store(key, generation, value)
-        return value
+    def _refresh(self, key: Hashable, compute: Callable[[], Any]) -> None:
+        """Recompute a `refresh_behind` value (a background thread of `behind`). A failure
+        keeps the old value (the next call after a write tries again) and is logged."""
+        try:
+            generation = write_generation()
+            value = compute()
+            with self._lock:
+                if self._behind[key][1] < generation:
+                    self._behind[key] = (value, generation)
+        except Exception:  # any failure: the old value stays, the next request retries
+            logger.warning("cache.refresh_failed", key=repr(key), exc_info=True)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def run(
         self,

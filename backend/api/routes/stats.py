@@ -1,17 +1,21 @@
 """/api/v1/stats: aggregate figures computed by DuckDB over the flights table.
 
-The dashboard asks for the same aggregates on every page view, so each answer is kept as its
-finished JSON body until the next committed write (api/db/cache.py): a repeated request costs
-no thread, no DuckDB cursor and no serialization. The body is exactly what the response model
-produces (it is built by validating the rows with it).
+The dashboard's filters (origin x month, per year) make some fifty answers per view. So every
+view runs ONE statement per year that computes every filter combination at once (GROUP BY
+CUBE (origin, month or carrier), ...): its "partials", kept under the year alone; an answer
+takes its filter's rows. Carriers: the rows are the answer (the CUBE computes each
+combination's p95 over its own flights). Daily, hours, destinations and weather: the rows are
+counts and sums per group key, divided here (the same means and shares the SQL would
+compute: sums of integer minutes over their counts).
 
-Every write empties the cache, and the dashboard's filters (origin x month, per year) make
-some fifty answers per view. So every view runs ONE statement per view and year that computes
-every filter combination at once (GROUP BY CUBE (origin, month or carrier), ...), kept under
-the year alone; an answer takes its filter's rows. Carriers: the rows are the answer (the
-CUBE computes each combination's p95 over its own flights). Daily, hours, destinations and
-weather: the rows are counts and sums per group key, divided here (the same means and shares
-the SQL would compute: sums of integer minutes over their counts).
+Freshness: the partials are kept with `ResultCache.refresh_behind` (api/db/cache.py): after a
+write, answers keep coming from the partials from before it while ONE background statement
+per view and year recomputes them; then the new figures are served. So the figures lag a
+write by one recomputation (tens of milliseconds on the demo data, seconds on a loaded
+machine), and no request waits for an aggregate after a write. Only the first answer of a
+view and year after start-up waits for its statement. Each finished JSON body (exactly what
+the response model produces) is kept per partials version until the next write: a repeated
+request costs no thread, no DuckDB cursor and no serialization.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.db.database import run_query
-from api.dependencies import Results, get_database
+from api.dependencies import DataYears, Results, get_database
 from api.schemas import (
     AirportFilter,
     CarrierFilter,
@@ -32,6 +37,7 @@ from api.schemas import (
     DestinationStatsList,
     HourStatsList,
     WeatherStatsList,
+    YearRange,
 )
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
@@ -57,19 +63,23 @@ Sums = dict[tuple[Any, ...], dict[str, int]]
 Derive = Callable[[Sums], list[dict[str, Any]]]
 
 
-def _partials(request: Request, results: Results, name: str, year: int | None) -> Partials:
-    """The partials of view `name` for `year`, reused until the next write (computed once
-    when concurrent requests miss together). Blocking: call it from a thread."""
+def _scope_year(years: YearRange, year: int | None) -> int | None:
+    """The year whose partials answer `year`: None (every year) also for the data's only
+    year. Every write stays inside the data's years (api/schemas.py, YearRange), so while the
+    data holds one year, that year and "every year" are the same flights: one statement and
+    one recomputation after a write serve both."""
+    return None if year is None or years.first == years.last == year else year
 
-    def compute() -> Partials:
-        with get_database(request).session() as cursor:
-            rows = run_query(cursor, name, {"year": year}).rows
-        index: Partials = {}
-        for row in rows:
-            index.setdefault((row[0], row[1]), []).append(row[2:])
-        return index
 
-    return results.reuse_once(("partials", name, year), compute)
+def _read_partials(request: Request, name: str, year: int | None) -> Partials:
+    """Run view `name`'s statement for `year` (own cursor), its rows indexed by their first
+    two columns (origin, month or carrier). Blocking."""
+    with get_database(request).session() as cursor:
+        rows = run_query(cursor, name, {"year": year}).rows
+    index: Partials = {}
+    for row in rows:
+        index.setdefault((row[0], row[1]), []).append(row[2:])
+    return index
 
 
 def _sums(partials: Partials, origin: str | None, second: Any) -> Sums:
@@ -111,31 +121,67 @@ def _ordered(keys: Iterable[Any]) -> list[Any]:
     return sorted(keys, key=lambda k: (k is None, k))
 
 
+async def _answer(
+    request: Request,
+    results: Results,
+    years: YearRange,
+    name: str,
+    params: dict[str, Any],
+    rows_of: Callable[[Partials], list[dict[str, Any]]],
+    model: type[BaseModel],
+) -> Response:
+    """The answer of view `name` for `params` (the filters, `year` among them): `rows_of`
+    the year's partials, rendered through `model`. The partials are kept with
+    `ResultCache.refresh_behind` (after a write, the figures from before it are served while
+    one background statement recomputes them); the finished body is kept per partials
+    version until the next write, and a hit costs no thread."""
+    pkey = ("partials", name, _scope_year(years, params["year"]))
+    key = ("body", name, *sorted(params.items()))
+
+    def read() -> Partials:
+        return _read_partials(request, name, pkey[2])
+
+    entry = results.behind(pkey, read)
+    body = results.peek((*key, entry[1])) if entry is not None else None
+    if body is None:
+
+        def compute() -> bytes:
+            partials, version = results.refresh_behind(pkey, read)
+
+            def render() -> bytes:
+                items = rows_of(partials)
+                return model.model_validate({"items": items}).model_dump_json().encode()
+
+            return results.reuse((*key, version), render)
+
+        body = await run_in_threadpool(compute)
+    return Response(body, media_type="application/json")
+
+
 async def _derived(
     request: Request,
     results: Results,
+    years: YearRange,
     name: str,
     params: dict[str, Any],
     second: str,
     derive: Derive,
     model: type[BaseModel],
 ) -> Response:
-    """The answer of partials view `name` for `params` (origin, `second` filter, year)."""
-    key = ("body", name, *sorted(params.items()))
+    """The answer of partials view `name` for `params` (origin, `second` filter, year): the
+    filter's sums (`_sums`) turned into rows by `derive`."""
 
-    def compute() -> bytes:
-        partials = _partials(request, results, name, params["year"])
-        sums = _sums(partials, params["origin"], params[second])
-        return model.model_validate({"items": derive(sums)}).model_dump_json().encode()
+    def rows_of(partials: Partials) -> list[dict[str, Any]]:
+        return derive(_sums(partials, params["origin"], params[second]))
 
-    body = await results.reuse_async(key, compute)
-    return Response(body, media_type="application/json")
+    return await _answer(request, results, years, name, params, rows_of, model)
 
 
 @router.get("/carriers", response_model=CarrierStatsList)
 async def carrier_stats(
     request: Request,
     results: Results,
+    years: DataYears,
     origin: AirportFilter = None,
     month: MonthFilter = None,
     year: YearFilter = None,
@@ -143,30 +189,30 @@ async def carrier_stats(
     """Per carrier (ordered by code): flights, cancelled (no dep_time), mean and p95 arrival
     delay in minutes and on_time_share (arr_delay <= 15) over flights with a known
     arr_delay. Empty `items` when no flight matches the filters. From the year's
-    `stats_carriers` rows, reused until the next write."""
-    key = ("body", "stats_carriers", origin, month, year)
+    `stats_carriers` rows, kept as described in the module doc."""
+    params = {"origin": origin, "month": month, "year": year}
 
-    def compute() -> bytes:
-        partials = _partials(request, results, "stats_carriers", year)
+    def rows_of(partials: Partials) -> list[dict[str, Any]]:
         cell = partials.get((origin, month), [])
         rows = [dict(zip(_CARRIER_COLUMNS, row, strict=True)) for row in cell]
-        rows.sort(key=lambda row: row["carrier"])
-        return CarrierStatsList.model_validate({"items": rows}).model_dump_json().encode()
+        return sorted(rows, key=lambda row: row["carrier"])
 
-    body = await results.reuse_async(key, compute)
-    return Response(body, media_type="application/json")
+    return await _answer(
+        request, results, years, "stats_carriers", params, rows_of, CarrierStatsList
+    )
 
 
 @router.get("/daily", response_model=DailyStatsList)
 async def daily_stats(
     request: Request,
     results: Results,
+    years: DataYears,
     origin: AirportFilter = None,
     carrier: CarrierFilter = None,
     year: YearFilter = None,
 ) -> Response:
     """Per scheduled departure date (ordered): flights, mean departure and arrival delay
-    (minutes). Reused until the next write."""
+    (minutes). Kept as described in the module doc."""
     params = {"origin": origin, "carrier": carrier, "year": year}
 
     def derive(sums: Sums) -> list[dict[str, Any]]:
@@ -179,7 +225,7 @@ async def daily_stats(
         return rows
 
     return await _derived(
-        request, results, "stats_daily", params, "carrier", derive, DailyStatsList
+        request, results, years, "stats_daily", params, "carrier", derive, DailyStatsList
     )
 
 
@@ -187,25 +233,29 @@ async def daily_stats(
 async def hour_stats(
     request: Request,
     results: Results,
+    years: DataYears,
     origin: AirportFilter = None,
     month: MonthFilter = None,
     year: YearFilter = None,
 ) -> Response:
     """Per scheduled departure hour (0..23 local, ordered; hours without flights are
     absent): flights, cancelled, mean departure and arrival delay (minutes), on_time_share.
-    Reused until the next write."""
+    Kept as described in the module doc."""
     params = {"origin": origin, "month": month, "year": year}
 
     def derive(sums: Sums) -> list[dict[str, Any]]:
         return [{"hour": group[0], **_figures(sums[group])} for group in _ordered(sums)]
 
-    return await _derived(request, results, "stats_hours", params, "month", derive, HourStatsList)
+    return await _derived(
+        request, results, years, "stats_hours", params, "month", derive, HourStatsList
+    )
 
 
 @router.get("/destinations", response_model=DestinationStatsList)
 async def destination_stats(
     request: Request,
     results: Results,
+    years: DataYears,
     origin: AirportFilter = None,
     month: MonthFilter = None,
     year: YearFilter = None,
@@ -213,7 +263,7 @@ async def destination_stats(
 ) -> Response:
     """The `limit` destinations with the most flights (ordered by flights, then code):
     flights, cancelled, mean arrival delay (minutes), on_time_share; `name` is null for
-    destinations absent from the airports table. Reused until the next write."""
+    destinations absent from the airports table. Kept as described in the module doc."""
     params = {"origin": origin, "month": month, "year": year, "limit": limit}
 
     def derive(sums: Sums) -> list[dict[str, Any]]:
@@ -226,7 +276,7 @@ async def destination_stats(
         return rows
 
     return await _derived(
-        request, results, "stats_destinations", params, "month", derive, DestinationStatsList
+        request, results, years, "stats_destinations", params, "month", derive, DestinationStatsList
     )
 
 
@@ -234,14 +284,15 @@ async def destination_stats(
 async def weather_stats(
     request: Request,
     results: Results,
+    years: DataYears,
     origin: AirportFilter = None,
     month: MonthFilter = None,
     year: YearFilter = None,
 ) -> Response:
     """Flights by the weather at their origin in their scheduled departure hour, in bands of
     precipitation, visibility and wind speed (docs/api.md): flights, cancelled, mean
-    departure and arrival delay (minutes). Flights without a reading are left out. Reused
-    until the next write."""
+    departure and arrival delay (minutes). Flights without a reading are left out. Kept as
+    described in the module doc."""
     params = {"origin": origin, "month": month, "year": year}
 
     def derive(sums: Sums) -> list[dict[str, Any]]:
@@ -256,5 +307,5 @@ async def weather_stats(
         return rows
 
     return await _derived(
-        request, results, "stats_weather", params, "month", derive, WeatherStatsList
+        request, results, years, "stats_weather", params, "month", derive, WeatherStatsList
     )
