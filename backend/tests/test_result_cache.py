@@ -165,3 +165,25 @@ def test_refresh_behind_serves_the_old_value_while_one_thread_recomputes() -> No
     ]
     assert cache.refresh_behind(("p",), compute)[0] == 3  # retried: the old value meanwhile
     assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 4) == 4
+
+
+def test_refresh_behind_recomputes_a_key_at_most_once_per_interval() -> None:
+    """`refresh_seconds` (STATS_REFRESH_SECONDS): writes within the interval after a
+    computation began do not start another; the first call after it does."""
+    import time
+
+    cache = ResultCache(refresh_seconds=0.5)
+    calls: list[float] = []
+
+    def compute() -> int:
+        calls.append(time.monotonic())
+        return len(calls)
+
+    assert cache.refresh_behind(("p",), compute)[0] == 1
+    database._data_changed()
+    assert cache.refresh_behind(("p",), compute)[0] == 1  # within 0.5 s: no recomputation
+    time.sleep(0.1)
+    assert cache.refresh_behind(("p",), compute)[0] == 1
+    assert len(calls) == 1
+    assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 2) == 2
+    assert calls[1] - calls[0] >= 0.5

@@ -247,3 +247,11 @@ def test_the_cache_computes_a_filter_combination_once_at_a_time() -> None:
         with pytest.raises(BackendUnavailable):
             broken.get(None, None, None)
     assert calls[-2:] == [(None, None, None)] * 2  # a failure is never kept
+
+
+@pytest.mark.parametrize("path", ["/", "/delays"])
+def test_both_pages_say_the_figures_can_lag_a_change(client: Any, path: str) -> None:
+    """The backend recomputes the aggregates in the background after writes (at most once
+    per STATS_REFRESH_SECONDS): the page says the figures may lag."""
+    page = client.get(path).get_data(as_text=True)
+    assert 'class="freshness"' in page and "can lag a change" in page

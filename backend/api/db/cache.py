@@ -20,15 +20,19 @@ Only for named queries whose result depends on nothing but the database and the 
 
 `refresh_behind` is the exception to "until the next write", for the stats views' partials
 (api/routes/stats.py): after a write it returns the value from before the write at once and
-recomputes it in ONE background thread; the new value replaces it when that finishes. Waiting
-for those aggregates after every write made the dashboard's p95 seconds long on a busy machine
-(docs/performance.md), so its figures lag a write by one recomputation instead.
+recomputes it in ONE background thread, at most once per `refresh_seconds`
+(`STATS_REFRESH_SECONDS`); the new value replaces it when that finishes. Waiting for those
+aggregates after every write made the dashboard's p95 seconds long on a busy machine, and
+recomputing them after every write took a third of DuckDB's time under the load gate's
+writes (docs/performance.md): the figures lag a write by at most `refresh_seconds` plus one
+recomputation instead.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -60,7 +64,9 @@ class ResultCache:
     `refresh_behind` keeps a value across writes and recomputes it in the background.
     """
 
-    def __init__(self, maxsize: int = MAX_ENTRIES) -> None:
+    def __init__(self, maxsize: int = MAX_ENTRIES, refresh_seconds: float = 0.0) -> None:
+        """`maxsize`: entries `reuse`/`run` keep; `refresh_seconds`: the least time between
+        two computations of one `refresh_behind` key (`STATS_REFRESH_SECONDS`)."""
         self._entries: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
         # Values of tables the API never writes (`keep`): not dropped by writes.
         self._kept: dict[Hashable, Any] = {}
@@ -72,6 +78,8 @@ class ResultCache:
         # writes; the keys being recomputed in the background.
         self._behind: dict[Hashable, tuple[Any, int]] = {}
         self._refreshing: set[Hashable] = set()
+        self._refresh_seconds = refresh_seconds
+        self._computed_at: dict[Hashable, float] = {}  # time.monotonic() a computation began
 
     def _lookup(self, key: Hashable, generation: int) -> Any:
         with self._lock:
@@ -120,15 +128,23 @@ class ResultCache:
         never computed. Never blocks: when the value is older than the last write it is
         returned all the same, and one background thread (`compute`, in a copy of the
         caller's context, so its spans join the caller's trace) recomputes it, unless one
-        already does. The version is the write generation the value was computed at."""
+        already does or the last computation began less than `refresh_seconds` ago (then a
+        later call starts it). The version is the write generation the value was computed
+        at."""
         generation = write_generation()
+        now = time.monotonic()
         with self._lock:
             entry = self._behind.get(key)
             if entry is None:
                 return None
-            start = entry[1] < generation and key not in self._refreshing
+            start = (
+                entry[1] < generation
+                and key not in self._refreshing
+                and now - self._computed_at[key] >= self._refresh_seconds
+            )
             if start:
                 self._refreshing.add(key)
+                self._computed_at[key] = now
         if start:
             context = contextvars.copy_context()
             thread = threading.Thread(
@@ -151,9 +167,11 @@ class ResultCache:
             if kept is not None:
                 return cast(tuple[T, int], kept)
             generation = write_generation()  # before computing (see the module doc)
+            began = time.monotonic()
             value = compute()  # an exception is never kept
             with self._lock:
                 self._behind[key] = (value, generation)
+                self._computed_at[key] = began
             return value, generation
 
     def _refresh(self, key: Hashable, compute: Callable[[], Any]) -> None:

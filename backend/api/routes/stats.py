@@ -10,9 +10,10 @@ compute: sums of integer minutes over their counts).
 
 Freshness: the partials are kept with `ResultCache.refresh_behind` (api/db/cache.py): after a
 write, answers keep coming from the partials from before it while ONE background statement
-per view and year recomputes them; then the new figures are served. So the figures lag a
-write by one recomputation (tens of milliseconds on the demo data, seconds on a loaded
-machine), and no request waits for an aggregate after a write. Only the first answer of a
+per view and year recomputes them, at most once per `STATS_REFRESH_SECONDS` (default 10);
+then the new figures are served. So the figures lag a write by at most that plus one
+statement (tens of milliseconds on the demo data, seconds on a loaded machine), and no
+request waits for an aggregate after a write. Only the first answer of a
 view and year after start-up waits for its statement. Each finished JSON body (exactly what
 the response model produces) is kept per partials version until the next write: a repeated
 request costs no thread, no DuckDB cursor and no serialization.

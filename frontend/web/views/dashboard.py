@@ -19,9 +19,10 @@ Every worker keeps the rendered data part of each page (``_dashboard_data.html``
 ``_patterns_data.html``: figures, charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5
 s, at most 1 s) per filter combination, so under load most page views skip the backend calls,
 the chart building and the rendering of the 365-row table (the biggest cost per page, see
-docs/performance.md); a write still shows within a second (the backend invalidates its own
-aggregate cache at the write). Only what is the same for every visitor is kept: the rest of the
-page (form, flash messages, anything per user) is rendered per request.
+docs/performance.md); a write shows once the backend has recomputed its aggregates in the
+background (within ``STATS_REFRESH_SECONDS``, backend/api/db/cache.py) plus at most that.
+Only what is the same for every visitor is kept: the rest of the page (form, flash
+messages, anything per user) is rendered per request.
 """
 
 from __future__ import annotations
