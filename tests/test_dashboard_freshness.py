@@ -1,15 +1,14 @@
-"""The dashboard reuses aggregates (backend result cache, frontend per-worker cache of at most
-DASHBOARD_CACHE_SECONDS <= 1 s), yet a write must show on it soon: the backend serves the
+"""The dashboard reuses aggregates (backend result cache; frontend per-worker cache of
+DASHBOARD_CACHE_SECONDS, default 5 s), yet a write must show on it soon: the backend serves the
 figures from before a write while one background statement recomputes them, at most once per
 STATS_REFRESH_SECONDS (default 10) per view (backend/api/db/cache.py, refresh_behind), and
-the frontend keeps a page's data at most a second after that.
+each frontend worker keeps a page's data at most DASHBOARD_CACHE_SECONDS after that.
 
 Both caches are primed first (many requests, so every gunicorn worker holds the old figures),
 then a flight is created through the API. The first backend answer after it is the old
-figure, the new one follows within STATS_REFRESH_SECONDS of the priming's first statement
-plus that statement; from one second
-after the backend's answer changed, every dashboard request, on whichever worker, shows the
-new total.
+figure; the new one follows within STATS_REFRESH_SECONDS of the priming's first statement plus
+that statement. From DASHBOARD_CACHE_SECONDS (+ 0.5 s) after the backend's answer changed,
+every dashboard request, on whichever worker, shows the new total.
 """
 
 from __future__ import annotations
@@ -50,7 +49,8 @@ def test_a_write_shows_on_the_dashboard_a_second_after_the_recomputation(
             time.sleep(0.05)
         recomputed = time.monotonic()
 
-        time.sleep(max(0.0, recomputed + 1.0 - time.monotonic()))
+        # The frontend's default DASHBOARD_CACHE_SECONDS (frontend/web/settings.py), and slack.
+        time.sleep(max(0.0, recomputed + 5.0 + 0.5 - time.monotonic()))
         for _ in range(20):  # new connections spread over the workers
             page = httpx.get(fresh_stack.frontend.url + "/", timeout=10)
             assert page.status_code == 200

@@ -16,8 +16,8 @@ demo data is 2013; a flight dated 2014 must not stretch the daily chart over two
 selector appears when the data spans more than one year.
 
 Every worker keeps the rendered data part of each page (``_dashboard_data.html``,
-``_patterns_data.html``: figures, charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 0.5
-s, at most 1 s) per filter combination, so under load most page views skip the backend calls,
+``_patterns_data.html``: figures, charts, tables) for ``DASHBOARD_CACHE_SECONDS`` (default 5
+s, at most 30 s) per filter combination, so under load most page views skip the backend calls,
 the chart building and the rendering of the 365-row table (the biggest cost per page, see
 docs/performance.md); a write shows once the backend has recomputed its aggregates in the
 background (within ``STATS_REFRESH_SECONDS``, backend/api/db/cache.py) plus at most that.
