@@ -253,6 +253,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if lifecycle.heartbeat is not None:
                 await to_thread.run_sync(lifecycle.heartbeat.stop)
             await to_thread.run_sync(app.state.group_writes.stop)
+            # A stats recomputation still reading would make the closing CHECKPOINT fail.
+            await to_thread.run_sync(app.state.results.wait_for_refreshes, 5.0)
             if database is not None:
                 await to_thread.run_sync(database.close)
             # Flush, not shut down: the provider is per process and outlives this app in

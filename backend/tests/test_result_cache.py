@@ -187,3 +187,26 @@ def test_refresh_behind_recomputes_a_key_at_most_once_per_interval() -> None:
     assert len(calls) == 1
     assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 2) == 2
     assert calls[1] - calls[0] >= 0.5
+
+
+def test_wait_for_refreshes_returns_once_the_background_recomputation_ended() -> None:
+    """Shutdown waits for a running recomputation before the database closes (api/main.py)."""
+    import threading
+
+    cache = ResultCache()
+    release = threading.Event()
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(10)
+        return len(calls)
+
+    cache.refresh_behind(("p",), compute)
+    database._data_changed()
+    cache.refresh_behind(("p",), compute)  # starts the held recomputation
+    assert cache.wait_for_refreshes(0.2) is False  # still running
+    release.set()
+    assert cache.wait_for_refreshes(5) is True
+    assert cache.refresh_behind(("p",), compute)[0] == 2

@@ -79,6 +79,7 @@ class ResultCache:
         self._behind: dict[Hashable, tuple[Any, int]] = {}
         self._refreshing: set[Hashable] = set()
         self._refresh_seconds = refresh_seconds
+        self._threads: set[threading.Thread] = set()  # running background recomputations
         self._computed_at: dict[Hashable, float] = {}  # time.monotonic() a computation began
 
     def _lookup(self, key: Hashable, generation: int) -> Any:
@@ -150,7 +151,9 @@ class ResultCache:
             thread = threading.Thread(
                 target=context.run, args=(self._refresh, key, compute), daemon=True
             )
-            thread.start()
+            with self._lock:  # started under the lock: `wait_for_refreshes` joins only started ones
+                self._threads.add(thread)
+                thread.start()
         return cast(tuple[T, int], entry)
 
     def refresh_behind(self, key: Hashable, compute: Callable[[], T]) -> tuple[T, int]:
@@ -188,6 +191,18 @@ class ResultCache:
         finally:
             with self._lock:
                 self._refreshing.discard(key)
+                self._threads.discard(threading.current_thread())
+
+    def wait_for_refreshes(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds in all for the running background recomputations;
+        True when none is left. Called before the database closes: its CHECKPOINT fails
+        while a read transaction is open ("there are other transactions")."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
 
     def run(
         self,
