@@ -253,7 +253,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if lifecycle.heartbeat is not None:
                 await to_thread.run_sync(lifecycle.heartbeat.stop)
             await to_thread.run_sync(app.state.group_writes.stop)
-            # A stats recomputation still reading would make the closing CHECKPOINT fail.
+            # Closing the connection while a stats recomputation's cursor runs a query raises
+            # (DuckDB: "connection is busy with another call").
             await to_thread.run_sync(app.state.results.wait_for_refreshes, 5.0)
             if database is not None:
                 await to_thread.run_sync(database.close)

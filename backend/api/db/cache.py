@@ -195,8 +195,9 @@ class ResultCache:
 
     def wait_for_refreshes(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds in all for the running background recomputations;
-        True when none is left. Called before the database closes: its CHECKPOINT fails
-        while a read transaction is open ("there are other transactions")."""
+        True when none is left. Called before the database closes: closing the DuckDB
+        connection while a cursor of it runs a query raises "Resource In Use Error: connection
+        is busy with another call" (duckdb 1.x, tried in-process)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             threads = list(self._threads)
