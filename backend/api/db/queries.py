@@ -133,18 +133,21 @@ def _flight_list_sql(sort: str, order: str) -> str:
     compare = ">" if order == "asc" else "<"
     direction = " DESC" if order == "desc" else ""
     order_by = ", ".join(c + direction for c in columns)
-    # The page is chosen from the raw columns and only its rows are formatted (time_hour's
-    # strftime in FLIGHT_COLUMNS): formatting in the same SELECT as the ORDER BY ... LIMIT
-    # made DuckDB format every matching row before the Top-N (docs/performance.md, "Data
-    # that grows"). The outer ORDER BY restores the page's order (a subquery's is not kept).
+    # Late materialization: the Top-N picks the page's ids from the sort key's columns alone,
+    # then only those rows are read whole and formatted (time_hour's strftime in
+    # FLIGHT_COLUMNS). A Top-N over `SELECT *` carried every column of every matching row
+    # through the sort (about a third slower, docs/performance.md §9); formatting in the same
+    # SELECT as the ORDER BY ... LIMIT made DuckDB format every matching row (docs/
+    # performance.md, "Data that grows"). The outer ORDER BY puts the page in order (IN
+    # keeps none).
     # nosec B608: built from this module's constants only; every value is a $parameter.
     return f"""
-            SELECT {FLIGHT_COLUMNS} FROM (SELECT * FROM flights
+            SELECT {FLIGHT_COLUMNS} FROM flights WHERE id IN (SELECT id FROM flights
             WHERE {_FLIGHT_FILTERS}
               AND ($after_id IS NULL
                    OR ({", ".join(columns)}) {compare} ({", ".join(params)}))
             ORDER BY {order_by}
-            LIMIT $limit) AS page
+            LIMIT $limit)
             ORDER BY {order_by}"""  # nosec B608
 
 
