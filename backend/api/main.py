@@ -173,8 +173,14 @@ def open_in_background(app: FastAPI, settings: Settings, cancel: threading.Event
         return
     lifecycle.enter(Phase.CHECKING_DATA)
     lifecycle.data_check.run(database)  # a corrupt data block shows in /readyz from now on
+    years = data_years(database)
+    if settings.stats_warm_up:
+        try:
+            stats.warm_up(app.state.results, database, years)
+        except Exception:  # e.g. corrupt blocks: the data check above reports them in /readyz
+            logger.warning("stats.warm_up_failed", exc_info=True)
     heartbeat = Heartbeat(database, settings.readiness_timeout_seconds).start()
-    lifecycle.ready(database, heartbeat, data_years(database))
+    lifecycle.ready(database, heartbeat, years)
     logger.info("database.ready", path=str(settings.database_path))
 
 

@@ -90,6 +90,9 @@ def make_settings(path: Path, **overrides: object) -> Settings:
         # Tests see every write in the stats after one background statement, not 10 s later
         # (test_result_cache.py tests the interval itself).
         "stats_refresh_seconds": 0,
+        # Tests count the statements a first answer runs (test_result_cache.py and
+        # test_dashboard_stats.py test the warm-up itself).
+        "stats_warm_up": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -418,3 +418,20 @@ def test_daily_of_a_carrier_from_every_origin_is_the_figure_of_the_raw_rows(
                          "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
     assert get(client, "daily", carrier="UA") == expected
     assert len(expected) == 365
+
+
+def test_the_warm_up_computes_every_view_before_ready(template_db: Path, tmp_path: Path) -> None:
+    """STATS_WARM_UP (default on): each view's statement runs once while the database opens,
+    before /readyz says ready; the first answers of the dashboard's scopes then run none.
+    (The query metrics are the process's: the counts are deltas over an app without it.)"""
+    views = ("carriers", "daily", "hours", "destinations", "weather")
+    path = copy_db(template_db, tmp_path)
+    with ReadyTestClient(create_app(make_settings(path)), headers=AUTH) as cold:
+        before = {v: query_count(cold, f"stats_{v}") for v in views}
+    settings = make_settings(path, stats_warm_up=True)
+    with ReadyTestClient(create_app(settings), headers=AUTH) as client:
+        counts = {v: query_count(client, f"stats_{v}") for v in views}
+        assert counts == {v: before[v] + 1 for v in views}
+        for view in views:
+            assert get(client, view, year=2013) and get(client, view, origin="JFK")
+        assert {v: query_count(client, f"stats_{v}") for v in views} == counts

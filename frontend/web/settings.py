@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # /metrics (build info) stay. The one switch `make bench` compares (docs/performance.md).
     TELEMETRY_ENABLED: bool = True
     # Seconds a worker reuses the dashboard's rendered data for the same filters (0 = never).
-    # The backend's figures already lag a write by up to STATS_REFRESH_SECONDS (10 s), so a
+    # The backend's figures already lag a write by up to STATS_REFRESH_SECONDS (30 s), so a
     # few seconds more cost little freshness and spare the workers most dashboard renders
     # under load (docs/performance.md); at most 30 s.
     DASHBOARD_CACHE_SECONDS: float = Field(default=5.0, ge=0, le=30)

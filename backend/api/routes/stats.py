@@ -10,10 +10,11 @@ compute: sums of integer minutes over their counts).
 
 Freshness: the partials are kept with `ResultCache.refresh_behind` (api/db/cache.py): after a
 write, answers keep coming from the partials from before it while ONE background statement
-per view and year recomputes them, at most once per `STATS_REFRESH_SECONDS` (default 10);
+per view and year recomputes them, at most once per `STATS_REFRESH_SECONDS` (default 30);
 then the new figures are served. So the figures lag a write by at most that plus one
 statement (tens of milliseconds on the demo data, seconds on a loaded machine), and no
-request waits for an aggregate after a write. Only the first answer of a
+request waits for an aggregate after a write. The dashboard's default scope is computed
+before the API reports ready (`warm_up`, `STATS_WARM_UP`). Only the first answer of a
 view and year after start-up waits for its statement. Each finished JSON body (exactly what
 the response model produces) is kept per partials version until the next write: a repeated
 request costs no thread, no DuckDB cursor and no serialization.
@@ -28,7 +29,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.db.database import run_query
+from api.db.cache import ResultCache
+from api.db.database import Database, run_query
 from api.dependencies import DataYears, Results, get_database
 from api.schemas import (
     AirportFilter,
@@ -72,10 +74,14 @@ def _scope_year(years: YearRange, year: int | None) -> int | None:
     return None if year is None or years.first == years.last == year else year
 
 
-def _read_partials(request: Request, name: str, year: int | None) -> Partials:
+# Every view's statement (api/db/queries.py): one per view and year, kept as partials.
+VIEWS = ("stats_carriers", "stats_daily", "stats_hours", "stats_destinations", "stats_weather")
+
+
+def _read_partials(database: Database, name: str, year: int | None) -> Partials:
     """Run view `name`'s statement for `year` (own cursor), its rows indexed by their first
     two columns (origin, month or carrier). Blocking."""
-    with get_database(request).session() as cursor:
+    with database.session() as cursor:
         rows = run_query(cursor, name, {"year": year}).rows
     index: Partials = {}
     for row in rows:
@@ -122,6 +128,22 @@ def _ordered(keys: Iterable[Any]) -> list[Any]:
     return sorted(keys, key=lambda k: (k is None, k))
 
 
+def warm_up(results: ResultCache, database: Database, years: YearRange) -> None:
+    """Compute every view's partials for the dashboard's default scope before the API says it
+    is ready (api/main.py), so neither the first visitors nor a load test's first seconds wait
+    for them: "every year", and the last year when the data holds several (the dashboard
+    shows the busiest year; the demo data's years are equally busy and the latest wins).
+    Blocking; a failure raises (the caller logs it: the requests will try again)."""
+    scopes = sorted({None, _scope_year(years, years.last)}, key=lambda y: (y is not None, y))
+    for name in VIEWS:
+        for year in scopes:
+
+            def read(name: str = name, year: int | None = year) -> Partials:
+                return _read_partials(database, name, year)
+
+            results.refresh_behind(("partials", name, year), read)
+
+
 async def _answer(
     request: Request,
     results: Results,
@@ -140,7 +162,7 @@ async def _answer(
     key = ("body", name, *sorted(params.items()))
 
     def read() -> Partials:
-        return _read_partials(request, name, pkey[2])
+        return _read_partials(get_database(request), name, pkey[2])
 
     entry = results.behind(pkey, read)
     body = results.peek((*key, entry[1])) if entry is not None else None
