@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -127,12 +128,7 @@ def test_dashboard_drill_down_to_the_matching_search(stack: Stack, page: Page) -
     assert sorted_delays and sorted_delays == sorted(sorted_delays, reverse=True)  # type: ignore[type-var]
     assert sorted_delays[0] > known[-1]  # type: ignore[operator]
     # The first row's detail is that flight: UA from JFK in March 2013, the top delay.
-    page.locator("table.results tbody th[scope=row] a").first.click()
-    expect(page).to_have_url(re.compile(r"/flights/\d+$"))
-    flight_id = int(page.url.rsplit("/", 1)[1])
-    flight = httpx.get(
-        f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
-    ).json()
+    flight = open_first_result(stack, page)
     assert (flight["carrier"], flight["origin"], flight["year"], flight["month"]) == (
         "UA",
         "JFK",
@@ -187,6 +183,16 @@ def row_ids(page: Page) -> list[str | None]:
     return [links.nth(i).get_attribute("href") for i in range(links.count())]
 
 
+def open_first_result(stack: Stack, page: Page) -> dict[str, Any]:
+    """Click the first result's detail link; that flight as the API has it."""
+    page.locator("table.results tbody th[scope=row] a").first.click()
+    expect(page).to_have_url(re.compile(r"/flights/\d+$"))
+    flight_id = int(page.url.rsplit("/", 1)[1])
+    url = f"{stack.backend.url}/api/v1/flights/{flight_id}"
+    flight: dict[str, Any] = httpx.get(url, headers=API_AUTH, timeout=10).json()
+    return flight
+
+
 def test_sorted_search_pages_both_ways_then_detail(stack: Stack, page: Page) -> None:
     page.goto(stack.frontend.url + "/flights")
     page.select_option("select[name=origin]", "JFK")
@@ -217,12 +223,7 @@ def test_sorted_search_pages_both_ways_then_detail(stack: Stack, page: Page) -> 
     expect(page.locator("#results-title")).to_contain_text(f"{total} flights match")
 
     # The most delayed flight's detail: local and UTC times, names.
-    page.locator("table.results tbody th[scope=row] a").first.click()
-    expect(page).to_have_url(re.compile(r"/flights/\d+$"))
-    flight_id = int(page.url.rsplit("/", 1)[1])
-    flight = httpx.get(
-        f"{stack.backend.url}/api/v1/flights/{flight_id}", headers=API_AUTH, timeout=10
-    ).json()
+    flight = open_first_result(stack, page)
     hh, mm = divmod(flight["sched_dep_time"], 100)
     local = page.locator("#dep-local")
     expect(local).to_contain_text(f"{flight['day']} ")

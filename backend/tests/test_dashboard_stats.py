@@ -69,6 +69,18 @@ def grouped(rows: list[dict[str, Any]], key: str) -> dict[Any, list[dict[str, An
     return groups
 
 
+def daily_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The daily answer's rows (date order) computed from raw rows."""
+    dated = [{**r, "date": f"{r['year']}-{r['month']:02d}-{r['day']:02d}"} for r in rows]
+    expected = []
+    for day, group in sorted(grouped(dated, "date").items()):
+        fig = figures(group)
+        expected.append({"date": day, "flights": fig["flights"],
+                         "mean_dep_delay": fig["mean_dep_delay"],
+                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+    return expected
+
+
 def get(client: TestClient, path: str, **params: object) -> list[dict[str, Any]]:
     response = client.get(f"/api/v1/stats/{path}", params=params)
     assert response.status_code == 200, response.text
@@ -193,15 +205,7 @@ def test_every_delay_is_rounded_to_a_tenth_and_every_share_to_a_thousandth(
 
 
 def test_daily_has_both_mean_delays(client: TestClient, raw: dict[str, Any]) -> None:
-    rows = [f for f in raw["flights"] if f["origin"] == "JFK"]
-    dated = [{**r, "date": f"{r['year']}-{r['month']:02d}-{r['day']:02d}"} for r in rows]
-    days = grouped(dated, "date")
-    expected = []
-    for day, group in sorted(days.items()):
-        fig = figures(group)
-        expected.append({"date": day, "flights": fig["flights"],
-                         "mean_dep_delay": fig["mean_dep_delay"],
-                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+    expected = daily_rows([f for f in raw["flights"] if f["origin"] == "JFK"])
     assert get(client, "daily", origin="JFK") == expected
     assert len(expected) == 365
 
@@ -408,14 +412,7 @@ def test_daily_of_a_carrier_from_every_origin_is_the_figure_of_the_raw_rows(
 ) -> None:
     """stats_daily keeps no rows for a carrier over every origin: the route adds up the
     per-origin rows (api/routes/stats.py, _sums); the same figures as the raw rows."""
-    rows = [f for f in raw["flights"] if f["carrier"] == "UA"]
-    dated = [{**r, "date": f"{r['year']}-{r['month']:02d}-{r['day']:02d}"} for r in rows]
-    expected = []
-    for day, group in sorted(grouped(dated, "date").items()):
-        fig = figures(group)
-        expected.append({"date": day, "flights": fig["flights"],
-                         "mean_dep_delay": fig["mean_dep_delay"],
-                         "mean_arr_delay": fig["mean_arr_delay"]})  # fmt: skip
+    expected = daily_rows([f for f in raw["flights"] if f["carrier"] == "UA"])
     assert get(client, "daily", carrier="UA") == expected
     assert len(expected) == 365
 

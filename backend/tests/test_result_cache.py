@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,23 +126,29 @@ def test_the_detail_names_stay_right_after_a_flight_write(writable_client: TestC
     assert detail["dest_airport"]["name"] == "San Francisco Intl"
 
 
-def test_refresh_behind_serves_the_old_value_while_one_thread_recomputes() -> None:
-    """`refresh_behind` (the stats partials): after a write, callers get the value from before
-    it at once while ONE background thread recomputes it; a write during that recomputation
-    starts another after it; a failed recomputation keeps the old value and is logged."""
-    import threading
-
-    from structlog.testing import capture_logs
-
-    cache = ResultCache()
+def held_after_the_first() -> tuple[Callable[[], int], threading.Event, list[int]]:
+    """A compute returning how many times it ran; every run after the first waits (at most
+    10 s) for the returned event."""
     release = threading.Event()
     calls: list[int] = []
 
     def compute() -> int:
         calls.append(1)
         if len(calls) > 1:
-            assert release.wait(10)
+            release.wait(10)
         return len(calls)
+
+    return compute, release, calls
+
+
+def test_refresh_behind_serves_the_old_value_while_one_thread_recomputes() -> None:
+    """`refresh_behind` (the stats partials): after a write, callers get the value from before
+    it at once while ONE background thread recomputes it; a write during that recomputation
+    starts another after it; a failed recomputation keeps the old value and is logged."""
+    from structlog.testing import capture_logs
+
+    cache = ResultCache()
+    compute, release, calls = held_after_the_first()
 
     assert cache.refresh_behind(("p",), compute) == (1, database.write_generation())
     database._data_changed()
@@ -169,39 +176,30 @@ def test_refresh_behind_serves_the_old_value_while_one_thread_recomputes() -> No
 
 def test_refresh_behind_recomputes_a_key_at_most_once_per_interval() -> None:
     """`refresh_seconds` (STATS_REFRESH_SECONDS): writes within the interval after a
-    computation began do not start another; the first call after it does."""
-    import time
-
-    cache = ResultCache(refresh_seconds=0.5)
-    calls: list[float] = []
-
-    def compute() -> int:
-        calls.append(time.monotonic())
-        return len(calls)
-
-    assert cache.refresh_behind(("p",), compute)[0] == 1
-    database._data_changed()
-    assert cache.refresh_behind(("p",), compute)[0] == 1  # within 0.5 s: no recomputation
-    time.sleep(0.1)
-    assert cache.refresh_behind(("p",), compute)[0] == 1
-    assert len(calls) == 1
-    assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 2) == 2
-    assert calls[1] - calls[0] >= 0.5
-
-
-def test_wait_for_refreshes_returns_once_the_background_recomputation_ended() -> None:
-    """Shutdown waits for a running recomputation before the database closes (api/main.py)."""
-    import threading
-
-    cache = ResultCache()
-    release = threading.Event()
+    computation began do not start another; the first call after it does. On a clock of the
+    test's own, so the machine's speed cannot move the interval."""
+    now = [100.0]
+    cache = ResultCache(refresh_seconds=0.5, clock=lambda: now[0])
     calls: list[int] = []
 
     def compute() -> int:
         calls.append(1)
-        if len(calls) > 1:
-            release.wait(10)
         return len(calls)
+
+    assert cache.refresh_behind(("p",), compute)[0] == 1
+    database._data_changed()
+    now[0] = 100.49
+    assert cache.refresh_behind(("p",), compute)[0] == 1  # within 0.5 s: no recomputation
+    assert cache.wait_for_refreshes(5) and calls == [1]  # none was started
+    now[0] = 100.5
+    assert eventually(lambda: cache.refresh_behind(("p",), compute)[0], lambda v: v == 2) == 2
+    assert calls == [1, 1]
+
+
+def test_wait_for_refreshes_returns_once_the_background_recomputation_ended() -> None:
+    """Shutdown waits for a running recomputation before the database closes (api/main.py)."""
+    cache = ResultCache()
+    compute, release, _calls = held_after_the_first()
 
     cache.refresh_behind(("p",), compute)
     database._data_changed()

@@ -64,9 +64,15 @@ class ResultCache:
     `refresh_behind` keeps a value across writes and recomputes it in the background.
     """
 
-    def __init__(self, maxsize: int = MAX_ENTRIES, refresh_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        maxsize: int = MAX_ENTRIES,
+        refresh_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`maxsize`: entries `reuse`/`run` keep; `refresh_seconds`: the least time between
-        two computations of one `refresh_behind` key (`STATS_REFRESH_SECONDS`)."""
+        two computations of one `refresh_behind` key (`STATS_REFRESH_SECONDS`), on `clock`
+        (seconds; tests pass their own)."""
         self._entries: LRUCache[Hashable, Any] = LRUCache(maxsize=maxsize)
         # Values of tables the API never writes (`keep`): not dropped by writes.
         self._kept: dict[Hashable, Any] = {}
@@ -80,7 +86,8 @@ class ResultCache:
         self._refreshing: set[Hashable] = set()
         self._refresh_seconds = refresh_seconds
         self._threads: set[threading.Thread] = set()  # running background recomputations
-        self._computed_at: dict[Hashable, float] = {}  # time.monotonic() a computation began
+        self._clock = clock
+        self._computed_at: dict[Hashable, float] = {}  # self._clock() a computation began
 
     def _lookup(self, key: Hashable, generation: int) -> Any:
         with self._lock:
@@ -133,7 +140,7 @@ class ResultCache:
         later call starts it). The version is the write generation the value was computed
         at."""
         generation = write_generation()
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             entry = self._behind.get(key)
             if entry is None:
@@ -170,7 +177,7 @@ class ResultCache:
             if kept is not None:
                 return cast(tuple[T, int], kept)
             generation = write_generation()  # before computing (see the module doc)
-            began = time.monotonic()
+            began = self._clock()
             value = compute()  # an exception is never kept
             with self._lock:
                 self._behind[key] = (value, generation)
