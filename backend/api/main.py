@@ -47,7 +47,7 @@ from api.idempotency import InFlight, purge_expired
 from api.observability import database as db_telemetry
 from api.observability import metrics, switch, tracing
 from api.observability.identity import ServiceInfo
-from api.observability.instrumentation import instrument_app
+from api.observability.instrumentation import server_telemetry
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
 from api.openapi import openapi_schema
@@ -285,12 +285,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # operationId = the function name (get_flight, ...): stable, and what links refer to.
         generate_unique_id_function=lambda route: route.name,
         **docs,
-        # FastAPI's own OpenTelemetry support (0.165+) stays off: our server spans come from
-        # the instrumentation (tracing.instrument_app) and our middleware, as the contract in
-        # docs/observability.md says. Left on, it would open a second server span per request
-        # (plus operation spans) whenever a global provider exists without the instrumentor,
-        # e.g. with TELEMETRY_ENABLED=false in a process where another app set tracing up.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # The server spans: FastAPI's own OpenTelemetry support (0.165+), tracing only, from
+        # our provider; everything off without one (api/observability/instrumentation.py).
+        telemetry=server_telemetry(provider),
     )
     app.state.settings = settings
     # Opening, open, shutting down; with the readiness checks (api/db/lifecycle.py).
@@ -315,8 +312,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # 413 problem+json
     # Before routing: an unknown /api/v1 path or method is 401 too, not 404/405.
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
-    # Added last = outermost of our middleware, but inside OpenTelemetry's (the instrumentor
-    # wraps the whole user stack), so the server span is current for the access line.
+    # Added last = outermost of our middleware, but inside FastAPI's server span (FastAPI opens
+    # it around the whole stack), so the span is current for the access line.
     app.add_middleware(RequestTelemetryMiddleware, record=settings.telemetry_enabled)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
@@ -327,5 +324,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, dependencies=secured)
     # Every status code, media type and field rule (api/openapi.py).
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
-    instrument_app(app, provider)
     return app

@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry import trace
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConflictError
@@ -175,6 +176,9 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Logged with its traceback, inside the server span (trace ids); the client gets no
     # internals. Starlette re-raises it afterwards and uvicorn would log it a second time.
     logger.error("http.unhandled_error", **_request_fields(request), exc_info=exc)
+    # The server span is current here (FastAPI opens it outside Starlette's error middleware):
+    # an `exception` event on it, as the semantic conventions' exception events describe.
+    trace.get_current_span().record_exception(exc)
     with contextlib.suppress(AttributeError, TypeError):
         setattr(exc, LOGGED_MARK, True)
     # This handler runs outside the request middleware (Starlette's ServerErrorMiddleware),

@@ -349,6 +349,52 @@ def test_duckdb_spans_hang_below_the_server_span(
     assert sorted(s.kind.name for s in mine) == ["CLIENT", "SERVER"]
 
 
+def test_server_span_attributes_from_fastapi_and_the_middleware(
+    template_db: Path, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    """FastAPI's own server span (api/observability/instrumentation.py) plus what our
+    middleware adds: the client and user agent; the route of a request the API key middleware
+    refused before routing; an exception event and ERROR status on a 500."""
+    app = create_app(make_settings(copy_db(template_db, tmp_path)))
+
+    @app.get("/test-only/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom for the test")
+
+    with ReadyTestClient(app, raise_server_exceptions=False) as client:
+        spans.clear()
+        header, ok = traceparent()
+        agent = {"User-Agent": "span-test/1.0", "traceparent": header}
+        # Not {**AUTH, ...}: Starlette's TestClient adds "user-agent" to the dict it is given
+        # (the `api` fixture's), and a second User-Agent header would come first.
+        key = {"Authorization": f"Bearer {API_KEY}"}
+        assert client.get("/api/v1/flights/1", headers={**key, **agent}).status_code == 200
+        _, refused = traceparent()
+        no_key = {"User-Agent": "span-test/1.0", "traceparent": f"00-{refused}-{'1' * 16}-01"}
+        assert client.get("/api/v1/flights", headers=no_key).status_code == 401
+        _, failed = traceparent()
+        boom_headers = {**key, "traceparent": f"00-{failed}-{'2' * 16}-01"}
+        assert client.get("/test-only/boom", headers=boom_headers).status_code == 500
+    span = server_span(spans, ok)
+    assert span.name == "GET /api/v1/flights/{flight_id}"
+    attributes = dict(span.attributes or {})
+    assert attributes["user_agent.original"] == "span-test/1.0"
+    assert attributes["client.address"] == "testclient" and "client.port" in attributes
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["url.path"] == "/api/v1/flights/1" and attributes["url.scheme"] == "http"
+    assert span.parent is not None and format(span.parent.span_id, "016x") == header[36:52]
+    # No route was selected (the key middleware answered first): the middleware's match.
+    span = server_span(spans, refused)
+    assert span.name == "GET /api/v1/flights"
+    assert span.attributes is not None and span.attributes["http.route"] == "/api/v1/flights"
+    assert span.attributes["http.response.status_code"] == 401
+    span = server_span(spans, failed)
+    assert span.name == "GET /test-only/boom" and span.status.status_code == StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["error.type"] == "RuntimeError"
+    assert span.attributes["user_agent.original"]  # enriched on the exception path too
+    assert [e.name for e in span.events] == ["exception"]
+
+
 def test_failing_query_gives_an_error_span_and_outcome(
     api: TestClient, spans: InMemorySpanExporter, tmp_path: Path
 ) -> None:

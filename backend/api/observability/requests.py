@@ -14,9 +14,10 @@ For every HTTP request `RequestTelemetryMiddleware`:
    `http.request.method`, `http.route`, `url.path`, `http.response.status_code`,
    `duration_ms` (float, ms), `client.address`, `user_agent.original`.
 
-It must sit INSIDE OpenTelemetry's ASGI middleware (FastAPIInstrumentor puts user middleware
-there), so the server span is still current when the access line is written and the line
-carries its `trace_id`/`span_id`.
+It runs inside FastAPI's server span (FastAPI opens it around the whole middleware stack,
+`instrumentation.py`), so the access line carries its `trace_id`/`span_id`; at the response's
+start it adds the client, user agent and, where the router matched nothing, the route to that
+span (`enrich_server_span`).
 
 `http.route` is the matched route's template (`/api/v1/flights/{flight_id}`), found by
 matching the app's routes the way the router will; `unmatched` when no route matches. A
@@ -37,6 +38,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
+from api.observability.instrumentation import enrich_server_span
 from api.observability.logging import access_logger, bind_request_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -138,12 +140,22 @@ class RequestTelemetryMiddleware:
         route = self.route_of(scope)
         status = 500  # if the app raises before sending a response
         started = time.perf_counter()
+        client = scope.get("client")
+        user_agent = _header(headers, b"user-agent")
+        enriched = False
+
+        def enrich() -> None:
+            # Before the response's last byte: FastAPI ends the server span right after it.
+            nonlocal enriched
+            enriched = True
+            enrich_server_span(method, route, client, user_agent)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                enrich()
             await send(message)
 
         active = metrics.HTTP_ACTIVE_REQUESTS.labels(method, route)
@@ -151,10 +163,11 @@ class RequestTelemetryMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            if not enriched:  # an exception: the 500 is sent outside, the span is still open
+                enrich()
             active.dec()
             seconds = time.perf_counter() - started
             metrics.observe_http_request(method, route, status, seconds)
-            client = scope.get("client")
             fields: dict[str, Any] = {
                 "http.request.method": method,
                 "http.route": route,
@@ -162,7 +175,7 @@ class RequestTelemetryMiddleware:
                 "http.response.status_code": status,
                 "duration_ms": round(seconds * 1000, 3),
                 "client.address": client[0] if client else "",
-                "user_agent.original": _header(headers, b"user-agent"),
+                "user_agent.original": user_agent,
             }
             # structlog's fast path (logging.py): the one line per request
             access_logger().info("http.request", **fields)
