@@ -20,8 +20,8 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
-# Probes and scrapes are never traced (the same paths as tracing.EXCLUDED_URLS).
-UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics"})
+from .metrics import UNMATCHED_ROUTE
+from .tracing import UNTRACED_PATHS
 
 
 def _untraced(scope: MutableMapping[str, Any]) -> bool:
@@ -54,10 +54,11 @@ def enrich_server_span(
 ) -> None:
     """Add what FastAPI's span lacks to the current server span (no-op without one).
 
-    `route` is our middleware's match (`requests.route_template`); it names the span only
-    when the router selected none, e.g. the API key middleware answered first. `method` is
-    already `_OTHER` for a non-standard method (then the span name says `HTTP`, as FastAPI's
-    does).
+    Called as the request enters our middleware. `route` is the middleware's match
+    (`requests.route_template`): it names the span, and the router renames it with the same
+    template once it selects the route, so it stays only where the router selected none, e.g.
+    when the API key middleware answered first. `method` is already `_OTHER` for a
+    non-standard method (then the span name says `HTTP`, as FastAPI's does).
     """
     span = trace.get_current_span()
     if not span.is_recording():
@@ -65,7 +66,7 @@ def enrich_server_span(
     attributes: dict[str, Any] = {"user_agent.original": user_agent} if user_agent else {}
     if client:
         attributes["client.address"], attributes["client.port"] = client[0], client[1]
-    span.set_attributes(attributes)
-    if route != "unmatched" and "http.route" not in (getattr(span, "attributes", None) or {}):
-        span.set_attribute("http.route", route)
+    if route != UNMATCHED_ROUTE:
+        attributes["http.route"] = route
         span.update_name(f"{'HTTP' if method == '_OTHER' else method} {route}")
+    span.set_attributes(attributes)

@@ -15,9 +15,8 @@ For every HTTP request `RequestTelemetryMiddleware`:
    `duration_ms` (float, ms), `client.address`, `user_agent.original`.
 
 It runs inside FastAPI's server span (FastAPI opens it around the whole middleware stack,
-`instrumentation.py`), so the access line carries its `trace_id`/`span_id`; at the response's
-start it adds the client, user agent and, where the router matched nothing, the route to that
-span (`enrich_server_span`).
+`instrumentation.py`), so the access line carries its `trace_id`/`span_id`; as the request
+enters, it adds the client, user agent and route to that span (`enrich_server_span`).
 
 `http.route` is the matched route's template (`/api/v1/flights/{flight_id}`), found by
 matching the app's routes the way the router will; `unmatched` when no route matches. A
@@ -142,20 +141,13 @@ class RequestTelemetryMiddleware:
         started = time.perf_counter()
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
-        enriched = False
-
-        def enrich() -> None:
-            # Before the response's last byte: FastAPI ends the server span right after it.
-            nonlocal enriched
-            enriched = True
-            enrich_server_span(method, route, client, user_agent)
+        enrich_server_span(method, route, client, user_agent)
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
-                enrich()
             await send(message)
 
         active = metrics.HTTP_ACTIVE_REQUESTS.labels(method, route)
@@ -163,8 +155,6 @@ class RequestTelemetryMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            if not enriched:  # an exception: the 500 is sent outside, the span is still open
-                enrich()
             active.dec()
             seconds = time.perf_counter() - started
             metrics.observe_http_request(method, route, status, seconds)

@@ -33,12 +33,12 @@ from .identity import ServiceInfo
 
 log = structlog.get_logger(__name__)
 
-# Probes and scrapes are never traced. The instrumentations match these regexes with
+# Probes and scrapes are never traced: these paths exactly (the backend's FastAPI tracing
+# tests the path, instrumentation.py). The instrumentations match EXCLUDED_URLS' regexes with
 # re.search against the full URL (scheme://host/path?query), so they are anchored on the path:
 # a bare "health" would also exclude e.g. "/flights?origin=healthy".
-EXCLUDED_URLS = ",".join(
-    rf"^[a-z]+://[^/]+/{path}(\?.*)?$" for path in ("livez", "readyz", "health", "metrics")
-)
+UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics"})
+EXCLUDED_URLS = ",".join(rf"^[a-z]+://[^/]+{path}(\?.*)?$" for path in sorted(UNTRACED_PATHS))
 
 # The stable HTTP semantic conventions (http.request.method, http.response.status_code,
 # url.path, server.address, ...) and never the old names, whatever OTEL_SEMCONV_STABILITY_OPT_IN
