@@ -25,6 +25,7 @@ IDENTICAL = [
     "logging.py",  # structlog set-up, the log schema, the access line's fast path
     "metrics.py",  # HTTP server metrics, build info, /metrics rendering
     "redaction.py",  # one set of secret-redaction rules (docs/observability.md)
+    "span_encoding.py",  # spans to OTLP protobuf bytes, and the exporter that sends them
     "tracing.py",  # the OpenTelemetry SDK set-up, stable semconv, excluded URLs
 ]
 # Service-specific, but with the same public functions (the shared files import them).

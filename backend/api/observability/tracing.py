@@ -10,7 +10,8 @@ lives in `instrumentation.py` and the service's own files.
   a later call in the same process returns the same provider). Thread-safe.
 - Standard variables: `OTEL_SDK_DISABLED=true` -> no provider (returns None);
   `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` -> OTLP/HTTP protobuf
-  export behind a batch processor, unless `OTEL_TRACES_EXPORTER=none`; without an exporter
+  export behind a batch processor (the library's exporter with our encoder,
+  `span_encoding.py`), unless `OTEL_TRACES_EXPORTER=none`; without an exporter
   spans are still created, so log lines carry trace ids. `OTEL_TRACES_SAMPLER(_ARG)` (default
   `parentbased_always_on`), `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_*` are read by the SDK;
   `OTEL_RESOURCE_ATTRIBUTES` is merged into the resource, our keys win.
@@ -122,9 +123,9 @@ def setup_tracing(info: ServiceInfo) -> TracerProvider | None:
         export = exporter_configured()
         if export:
             # Imported here: the exporter pulls in protobuf/requests, only needed when used.
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from .span_encoding import WireOTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(WireOTLPSpanExporter()))
         # The global provider can be set only once per process; a second attempt (a test that
         # installed its own first) only warns, and our provider is still handed out.
         trace.set_tracer_provider(provider)
