@@ -7,7 +7,7 @@ What it does (docs/performance.md explains the figures):
 2. Raw DuckDB: the named queries behind the benchmarked endpoints, in-process with the
    backend's own `Database`/`run_query` (bench/duckdb_raw.py, the backend's interpreter).
 3. The stack with its PRODUCTION servers (uvicorn one process, gunicorn WEB_CONCURRENCY=2),
-   three times over a fresh database copy each time:
+   three times, each over a fresh database copy, all three running for the whole run:
    - telemetry on: OTLP/HTTP export to a receiver running in this process
      (tests/otlp_receiver.py, real protobuf decoding), JSON logs at INFO, metrics;
    - telemetry off: TELEMETRY_ENABLED=false (the one documented setting);
@@ -15,8 +15,10 @@ What it does (docs/performance.md explains the figures):
      observe it instead (bench/peer_app.py: zero-code `opentelemetry-instrument` exporting
      OTLP/HTTP to the same receiver, prometheus-fastapi-instrumentator, uvicorn's access
      log), from the bench venv (bench/requirements.txt). Frontend scenarios: no peer run.
-   For each, every scenario (`SCENARIOS`) runs with BENCH_USERS users (default 20) for a
-   warm-up and a measured window (bench/loadgen.py, Locust as a library, own process).
+   Every scenario (`SCENARIOS`) runs on the three stacks one after the other (on, off,
+   peer; the others wait idle), so the figures a ratio compares are measured side by side,
+   with BENCH_USERS users (default 20) for a warm-up and a measured window
+   (bench/loadgen.py, Locust as a library, own process).
 4. One markdown table (printed, written to reports/bench.md, and into docs/performance.md
    between the `bench:latest` markers; with BENCH_SCALE>1 reports/bench-xN.md and the
    `bench:scale` markers) plus reports/bench.json (bench-xN.json).
@@ -245,6 +247,10 @@ class Stack:
         for proc in reversed(self.procs):  # frontend first, then the backend (CHECKPOINT)
             proc.stop()
         self.procs.clear()
+
+    def url(self, service: str) -> str | None:
+        """The base URL of the stack's `service` ("backend" or "frontend"), None if absent."""
+        return next((proc.url for proc in self.procs if proc.name == service), None)
 
 
 def start(
@@ -547,7 +553,7 @@ def main() -> int:
     info = machine()
     template = template_db()
     work = Path(tempfile.mkdtemp(prefix="bench.", dir=os.environ.get("TMPDIR")))
-    stack = Stack()
+    stacks: dict[str, Stack] = {}
     receiver: CountingReceiver | None = None
     results: dict[str, dict[str, dict[str, Any]]] = {}
     spans: dict[str, int] = {}
@@ -564,20 +570,26 @@ def main() -> int:
         raw_db.unlink()
         # One receiver for ours (on) and the peer: the same OTLP/HTTP endpoint for both.
         receiver = CountingReceiver().start()
+        # Every stack runs from the start, and each scenario runs on them one after the
+        # other: a stack waits idle while another is measured, and the figures that are
+        # compared (on, off, peer of one scenario) are measured within a minute of each
+        # other rather than minutes apart, on a machine whose speed drifts.
         for mode in MODES:
             db = work / f"{mode}.db"
             shutil.copyfile(template, db)
             log(f"telemetry {mode}: starting the stack")
-            start_stack(mode, db, stack, receiver if mode in ("on", "peer") else None)
-            backend_url = stack.procs[0].url
-            frontend_url = stack.procs[1].url if len(stack.procs) > 1 else None
+            stacks[mode] = Stack()
+            start_stack(mode, db, stacks[mode], receiver if mode in ("on", "peer") else None)
+            frontend_url = stacks[mode].url("frontend")
             if frontend_url:
                 for path in ("/", "/?origin=JFK&month=7", "/delays", "/flights", "/flights/1"):
                     httpx.get(frontend_url + path, timeout=60)
             results[mode] = {}
-            for name, scenario in SCENARIOS.items():
-                url = frontend_url if scenario.service == "frontend" else backend_url
-                if url is None:
+        for name, scenario in SCENARIOS.items():
+            for mode in MODES:
+                backend_url = stacks[mode].url("backend")
+                url = stacks[mode].url(scenario.service)
+                if url is None or backend_url is None:
                     continue  # the peer has no frontend
                 path = resolve(scenario.path, backend_url)
                 results[mode][name] = r = run_scenario(url, path, scenario, backend_url)
@@ -585,12 +597,11 @@ def main() -> int:
                     f"telemetry {mode}: {name}: {r['rps']:.1f} rps, p50 {fmt(r['p50_ms'], 2)} ms, "
                     f"p95 {fmt(r['p95_ms'], 2)} ms, {r['failures']} failures"
                 )
-            stack.stop()
-            db.unlink(missing_ok=True)
         time.sleep(0.5)
         spans = dict(receiver.span_counts)
     finally:
-        stack.stop()
+        for stack in stacks.values():
+            stack.stop()
         if receiver is not None:
             receiver.stop()
         shutil.rmtree(work, ignore_errors=True)
