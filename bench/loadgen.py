@@ -5,6 +5,9 @@ window; every request has connect/network timeouts, so a hung server fails reque
 of hanging the run. Prints one JSON object: requests, failures, rps, p50/p95/p99 (ms, exact,
 from every response time of the window rather than Locust's rounded buckets).
 
+`--times-out FILE` writes every successful response time of the window (ms, a JSON list), so
+bench/run.py can merge the windows of several rounds.
+
 `--writes-per-second R --write-url <backend>` adds a writer beside the users: R flight creates
 per second (POST /api/v1/flights) for the whole run, so the measured reads see the data
 change; their count and failures are reported as `writes`/`write_failures` (not in rps).
@@ -19,13 +22,13 @@ import argparse
 import json
 import os
 import random
-import statistics
 import time
 import urllib.request
 
 import gevent
 from locust import FastHttpUser, constant, task
 from locust.env import Environment
+from percentiles import percentile
 
 FLIGHT_IDS = 336_776  # the demo rows: ids 1..336776 (x SCALE years: --max-id)
 # One valid new flight (api/schemas.py FlightCreate), dated inside the data's first year.
@@ -43,15 +46,6 @@ if os.environ.get("BACKEND_API_KEY"):
     HEADERS["Authorization"] = f"Bearer {os.environ['BACKEND_API_KEY']}"
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) of `values` (inclusive method); None when empty."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(q * 1000) - 1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", required=True)
@@ -62,6 +56,7 @@ def main() -> None:
     parser.add_argument("--max-id", type=int, default=FLIGHT_IDS, help="ids are 1..max-id")
     parser.add_argument("--writes-per-second", type=float, default=0.0)
     parser.add_argument("--write-url", default="", help="the backend that takes the writes")
+    parser.add_argument("--times-out", default="", help="write the window's response times here")
     args = parser.parse_args()
     path_template: str = args.path
     max_id: int = args.max_id
@@ -127,6 +122,9 @@ def main() -> None:
     runner.quit()
 
     times.sort()
+    if args.times_out:  # every successful response time of the window (ms), for bench/run.py
+        with open(args.times_out, "w") as out:
+            json.dump([round(t, 3) for t in times], out)
     count = len(times) + failures[0]
     print(
         json.dumps(

@@ -15,10 +15,13 @@ What it does (docs/performance.md explains the figures):
      observe it instead (bench/peer_app.py: zero-code `opentelemetry-instrument` exporting
      OTLP/HTTP to the same receiver, prometheus-fastapi-instrumentator, uvicorn's access
      log), from the bench venv (bench/requirements.txt). Frontend scenarios: no peer run.
-   Every scenario (`SCENARIOS`) runs on the three stacks one after the other (on, off,
-   peer; the others wait idle), so the figures a ratio compares are measured side by side,
-   with BENCH_USERS users (default 20) for a warm-up and a measured window
-   (bench/loadgen.py, Locust as a library, own process).
+   Every scenario (`SCENARIOS`) runs on the three stacks in turn (on, off, peer; the others
+   wait idle), BENCH_ROUNDS times (default 3) with a third of the measured window each, so
+   the figures a ratio compares are measured side by side and a drift of the machine's
+   speed falls on all three alike; BENCH_USERS users (default 20), a warm-up before the
+   first round (1 s before the others), bench/loadgen.py (Locust as a library, own
+   process). The rounds of one stack are merged: requests over their summed windows, exact
+   percentiles over all their responses.
 4. One markdown table (printed, written to reports/bench.md, and into docs/performance.md
    between the `bench:latest` markers; with BENCH_SCALE>1 reports/bench-xN.md and the
    `bench:scale` markers) plus reports/bench.json (bench-xN.json).
@@ -26,10 +29,10 @@ What it does (docs/performance.md explains the figures):
 BENCH_SCALE=N (`make bench SCALE=N`): the database holds N years of flights
 (`load-demo-data --scale N`, 336,776 a year); the template is cached per N.
 
-Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s), BENCH_DUCKDB_RUNS=50 (20 at
-BENCH_SCALE>1),
+Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s, split over BENCH_ROUNDS=3),
+BENCH_DUCKDB_RUNS=50 (20 at BENCH_SCALE>1),
 BENCH_MODES=on,off,peer, BENCH_SCENARIOS=<comma list of names>, BENCH_SCALE=1,
-BENCH_TIMEOUT=900 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
+BENCH_TIMEOUT=1050 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
 docs/performance.md alone), BENCH_LABEL=<text in the report>.
 Every child process is stopped on exit, error, Ctrl-C or the hard timeout.
 """
@@ -58,6 +61,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from otlp_receiver import OTLPReceiver  # noqa: E402
+from percentiles import percentile  # noqa: E402  (bench/, this script's directory)
 
 BACKEND = ROOT / "backend"
 FRONTEND = ROOT / "frontend"
@@ -69,12 +73,16 @@ BENCH_VENV = ROOT / "bench" / ".venv"  # the peer stack's (scripts/bootstrap.sh 
 USERS = int(os.environ.get("BENCH_USERS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "15"))
+# The measured window of a scenario is split into ROUNDS rounds, the stacks taking turns
+# round by round, so a drift of the machine's speed falls on every stack alike.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+REWARM = 1.0  # s: the warm-up of every round after the first (the caches are warm by then)
 MODES = [m.strip() for m in os.environ.get("BENCH_MODES", "on,off,peer").split(",") if m.strip()]
 SCALE = int(os.environ.get("BENCH_SCALE") or "1")
 DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS") or ("50" if SCALE == 1 else "20"))
 FLIGHTS_PER_YEAR = 336_776  # ids of year 2013+k are k * 336,776 + 1 .. (k + 1) * 336,776
 MAX_ID = FLIGHTS_PER_YEAR * SCALE
-HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or ("900" if SCALE == 1 else "2100"))
+HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or ("1050" if SCALE == 1 else "2100"))
 SUFFIX = "" if SCALE == 1 else f"-x{SCALE}"  # report files of a size run
 WRITE_DOCS = os.environ.get("BENCH_WRITE_DOCS", "1") != "0"
 LABEL = os.environ.get("BENCH_LABEL", "")
@@ -367,26 +375,59 @@ def resolve(path: str, backend_url: str) -> str:
     return path.replace("{page21}", str(cursor))
 
 
-def run_scenario(url: str, path: str, scenario: Scenario, backend_url: str) -> dict[str, Any]:
+def run_scenario(
+    url: str, path: str, scenario: Scenario, backend_url: str, warmup: float, duration: float
+) -> dict[str, Any]:
+    """One loadgen run (its JSON line) plus `times`: every successful response time (ms)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        times_file = Path(out.name)
     argv = [
         str(PY), str(ROOT / "bench" / "loadgen.py"), "--host", url, "--path", path,
-        "--users", str(USERS), "--warmup", str(WARMUP), "--duration", str(DURATION),
-        "--max-id", str(MAX_ID),
+        "--users", str(USERS), "--warmup", str(warmup), "--duration", str(duration),
+        "--max-id", str(MAX_ID), "--times-out", str(times_file),
     ]  # fmt: skip
     if scenario.writes_per_second:
         argv += ["--writes-per-second", str(scenario.writes_per_second)]
         argv += ["--write-url", backend_url]
-    done = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=WARMUP + DURATION + 60,
-        check=False,
-        env={**os.environ, "BACKEND_API_KEY": API_KEY},
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"loadgen failed for {path}:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=warmup + duration + 60,
+            check=False,
+            env={**os.environ, "BACKEND_API_KEY": API_KEY},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"loadgen failed for {path}:\n{done.stderr[-3000:]}")
+        result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        result["times"] = json.loads(times_file.read_text())
+        return result
+    finally:
+        times_file.unlink(missing_ok=True)
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One scenario's figures from its rounds on one stack: requests, failures, writes and
+    seconds summed, rps over the summed windows, exact p50/p95/p99 over every response."""
+    times = sorted(t for r in rounds for t in r["times"])
+    seconds = sum(r["seconds"] for r in rounds)
+    requests = sum(r["requests"] for r in rounds)
+    return {
+        "path": rounds[0]["path"],
+        "users": rounds[0]["users"],
+        "rounds": len(rounds),
+        "seconds": round(seconds, 3),
+        "requests": requests,
+        "failures": sum(r["failures"] for r in rounds),
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "rps_rounds": [r["rps"] for r in rounds],
+        "p50_ms": percentile(times, 0.50),
+        "p95_ms": percentile(times, 0.95),
+        "p99_ms": percentile(times, 0.99),
+        "writes": sum(r["writes"] for r in rounds),
+        "write_failures": sum(r["write_failures"] for r in rounds),
+    }
 
 
 def busy_processes() -> list[str]:
@@ -586,16 +627,33 @@ def main() -> int:
                     httpx.get(frontend_url + path, timeout=60)
             results[mode] = {}
         for name, scenario in SCENARIOS.items():
-            for mode in MODES:
-                backend_url = stacks[mode].url("backend")
-                url = stacks[mode].url(scenario.service)
-                if url is None or backend_url is None:
-                    continue  # the peer has no frontend
-                path = resolve(scenario.path, backend_url)
-                results[mode][name] = r = run_scenario(url, path, scenario, backend_url)
+            rounds: dict[str, list[dict[str, Any]]] = {}
+            paths: dict[str, str] = {}
+            for turn in range(ROUNDS):
+                for mode in MODES:
+                    backend_url = stacks[mode].url("backend")
+                    url = stacks[mode].url(scenario.service)
+                    if url is None or backend_url is None:
+                        continue  # the peer has no frontend
+                    if mode not in paths:
+                        paths[mode] = resolve(scenario.path, backend_url)
+                    rounds.setdefault(mode, []).append(
+                        run_scenario(
+                            url,
+                            paths[mode],
+                            scenario,
+                            backend_url,
+                            WARMUP if turn == 0 else REWARM,
+                            DURATION / ROUNDS,
+                        )
+                    )
+            for mode, measured in rounds.items():
+                results[mode][name] = r = merge_rounds(measured)
                 log(
-                    f"telemetry {mode}: {name}: {r['rps']:.1f} rps, p50 {fmt(r['p50_ms'], 2)} ms, "
-                    f"p95 {fmt(r['p95_ms'], 2)} ms, {r['failures']} failures"
+                    f"telemetry {mode}: {name}: {r['rps']:.1f} rps "
+                    f"(rounds {' / '.join(f'{x:.0f}' for x in r['rps_rounds'])}), "
+                    f"p50 {fmt(r['p50_ms'], 2)} ms, p95 {fmt(r['p95_ms'], 2)} ms, "
+                    f"{r['failures']} failures"
                 )
         time.sleep(0.5)
         spans = dict(receiver.span_counts)
