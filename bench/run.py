@@ -407,6 +407,28 @@ def run_scenario(
         times_file.unlink(missing_ok=True)
 
 
+def wait_until_idle(pid: int, limit: float = 30.0) -> None:
+    """Wait (at most `limit` s) until process `pid` uses under 10 % of a core over 0.5 s.
+
+    After a round with writes, the stack recomputes its aggregates in the background
+    (api/db/cache.py, refresh-behind; seconds of CPU at SCALE=30): that work must not fall
+    into the next stack's round."""
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            before = cpu_seconds()
+            time.sleep(0.5)
+            if cpu_seconds() - before < 0.05:
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+
+
 def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One scenario's figures from its rounds on one stack: requests, failures, writes and
     seconds summed, rps over the summed windows, exact p50/p95/p99 over every response."""
@@ -647,6 +669,8 @@ def main() -> int:
                             DURATION / ROUNDS,
                         )
                     )
+                    if scenario.writes_per_second:
+                        wait_until_idle(stacks[mode].procs[0].popen.pid)
             for mode, measured in rounds.items():
                 results[mode][name] = r = merge_rounds(measured)
                 log(
