@@ -19,7 +19,7 @@ What it does (docs/performance.md explains the figures):
    wait idle), BENCH_ROUNDS times (default 3) with a third of the measured window each, so
    the figures a ratio compares are measured side by side and a drift of the machine's
    speed falls on all three alike; BENCH_USERS users (default 20), a warm-up before the
-   first round (1 s before the others), bench/loadgen.py (Locust as a library, own
+   first round (0.5 s before the others), bench/loadgen.py (Locust as a library, own
    process). The rounds of one stack are merged: requests over their summed windows, exact
    percentiles over all their responses.
 4. One markdown table (printed, written to reports/bench.md, and into docs/performance.md
@@ -29,7 +29,7 @@ What it does (docs/performance.md explains the figures):
 BENCH_SCALE=N (`make bench SCALE=N`): the database holds N years of flights
 (`load-demo-data --scale N`, 336,776 a year); the template is cached per N.
 
-Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=15 (s, split over BENCH_ROUNDS=3),
+Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=12 (s, split over BENCH_ROUNDS=3),
 BENCH_DUCKDB_RUNS=50 (20 at BENCH_SCALE>1),
 BENCH_MODES=on,off,peer, BENCH_SCENARIOS=<comma list of names>, BENCH_SCALE=1,
 BENCH_TIMEOUT=1050 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
@@ -48,6 +48,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,11 +73,11 @@ BENCH_VENV = ROOT / "bench" / ".venv"  # the peer stack's (scripts/bootstrap.sh 
 
 USERS = int(os.environ.get("BENCH_USERS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "3"))
-DURATION = float(os.environ.get("BENCH_DURATION", "15"))
+DURATION = float(os.environ.get("BENCH_DURATION", "12"))
 # The measured window of a scenario is split into ROUNDS rounds, the stacks taking turns
 # round by round, so a drift of the machine's speed falls on every stack alike.
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-REWARM = 1.0  # s: the warm-up of every round after the first (the caches are warm by then)
+REWARM = 0.5  # s: the warm-up of every round after the first (the caches are warm by then)
 MODES = [m.strip() for m in os.environ.get("BENCH_MODES", "on,off,peer").split(",") if m.strip()]
 SCALE = int(os.environ.get("BENCH_SCALE") or "1")
 DUCKDB_RUNS = int(os.environ.get("BENCH_DUCKDB_RUNS") or ("50" if SCALE == 1 else "20"))
@@ -467,6 +468,17 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
+def rps_ratio(x: dict[str, Any] | None, y: dict[str, Any] | None) -> float | None:
+    """x's throughput over y's: the median of the ratios of their rounds taken in turn
+    (measured seconds apart, so a drift of the machine's speed cancels), else of the
+    merged rps; None when one is missing or y served nothing."""
+    if not x or not y or not y["rps"]:
+        return None
+    rounds = zip(x.get("rps_rounds", []), y.get("rps_rounds", []), strict=False)
+    pairs = [a / b for a, b in rounds if b]
+    return statistics.median(pairs) if pairs else float(x["rps"]) / float(y["rps"])
+
+
 def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) -> str:
     modes = [m for m in ("on", "off", "peer") if m in results]
     head = ["scenario"]
@@ -489,8 +501,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) ->
             )
         for a, b in (("on", "off"), ("on", "peer")):
             if {a, b} <= set(modes):
-                x, y = results[a].get(name), results[b].get(name)
-                row.append(f"{x['rps'] / y['rps']:.0%}" if x and y and y["rps"] else "—")
+                ratio = rps_ratio(results[a].get(name), results[b].get(name))
+                row.append("—" if ratio is None else f"{ratio:.0%}")
         q = raw.get(scenario.raw) if scenario.raw else None
         row.append(f"{q['p50_ms']:.2f} / {q['p95_ms']:.2f}" if q else "—")
         lines.append("| " + " | ".join(row) + " |")
