@@ -222,6 +222,43 @@ def test_values_it_does_not_encode_are_left_to_the_library(
     assert "Failed to encode key big" in caplog.text
 
 
+def test_zero_and_negative_zero_are_not_one_cached_value() -> None:
+    """Regression: 0.0 == -0.0 with one hash, so a cache keyed on the value gave -0.0 the
+    bytes of 0.0 (found in review); the library writes the sign bit."""
+    tracer_provider, memory = provider({"service.name": "zeros"})
+    for value in (0.0, -0.0, 0.0):
+        with tracer_provider.get_tracer("t").start_as_current_span("z", attributes={"v": value}):
+            pass
+    assert_same_bytes(list(memory.get_finished_spans()))
+
+
+def test_resources_equal_but_hashed_apart_stay_apart_as_in_the_library() -> None:
+    """Regression: `Resource.__eq__` holds for {"k": 1} and {"k": True} but their hashes
+    differ, so the library's dict keeps two ResourceSpans; merging them sent spans under
+    the other resource's attributes (found in review)."""
+    spans = []
+    for value in (1, True, 1.0, 1):
+        tracer_provider, memory = provider({"service.name": "same", "k": value})
+        with tracer_provider.get_tracer("t").start_as_current_span(f"k={value!r}"):
+            pass
+        spans += memory.get_finished_spans()
+    assert_same_bytes(spans)
+    assert len(ExportTraceServiceRequest.FromString(encode_spans(spans)).resource_spans) == 3
+
+
+def test_a_timestamp_it_cannot_write_goes_to_the_library_which_refuses_it() -> None:
+    """A negative start time (the SDK takes what the caller passes): the library's encoder
+    raises, and so does ours, with the library's error (the exporter fails that batch)."""
+    tracer_provider, memory = provider({"service.name": "time"})
+    with tracer_provider.get_tracer("t").start_as_current_span("early", start_time=-1):
+        pass
+    spans = list(memory.get_finished_spans())
+    with pytest.raises(Exception) as theirs:
+        library_encode_spans(spans).SerializePartialToString()
+    with pytest.raises(type(theirs.value)):
+        encode_spans(spans)
+
+
 class _Collector:
     """An OTLP/HTTP endpoint (POST /v1/traces) that keeps each body and answers `status`."""
 

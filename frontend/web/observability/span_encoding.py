@@ -5,12 +5,13 @@ Why this is written by hand: the OpenTelemetry exporter's encoder
 (opentelemetry-exporter-otlp-proto-common, `trace_encoder._encode_span`) builds one protobuf
 message object per span, attribute and value and then serialises them. Under load that was
 the largest single part of what telemetry costs a request (measured in docs/performance.md);
-no maintained library encodes OTLP faster from Python. This module produces the same bytes: `encode_spans(spans)` equals
-`trace_encoder.encode_spans(spans).SerializeToString()` byte for byte (the tests compare them
-over every kind of span the SDK makes), and on anything it does not handle (an attribute value
-of another type, an integer beyond 64 bits, a string that is not valid UTF-8) it hands the
-whole batch to the library's encoder, so the output and the library's own handling of such
-values (it logs and drops the attribute) stay the library's.
+no maintained library encodes OTLP faster from Python. This module produces the same bytes:
+`encode_spans(spans)` equals `trace_encoder.encode_spans(spans).SerializeToString()` byte for
+byte (the tests compare them over every kind of span the SDK makes). On anything it does not
+handle (an attribute value of another type, an integer beyond 64 bits, a string that is not
+valid UTF-8, a timestamp that is not a 64-bit unsigned integer) it hands the whole batch to
+the library's encoder, so the output, and the library's own handling of such values (it logs
+and drops the attribute, or refuses the batch), stay the library's.
 
 The message layout is opentelemetry-proto's `trace/v1/trace.proto`, `common/v1/common.proto`,
 `resource/v1/resource.proto` and `collector/trace/v1/trace_service.proto`; fields are written
@@ -112,24 +113,29 @@ def _any_value(value: Any) -> bytes:
     raise _Unsupported  # mappings and other types: the library's rules
 
 
-@lru_cache(maxsize=4096)
-def _scalar_key_value(key: str, value: Any, kind: Any) -> bytes:
-    # `kind` keeps 1, 1.0 and True apart: they are equal keys of a dict.
+def _key_value(key: str, value: Any) -> bytes:
+    """common.proto KeyValue, framed as field 1 (the caller swaps in its own tag)."""
     return _field(b"\x0a", _string(b"\x0a", key) + _field(b"\x12", _any_value(value)))
 
 
+# `kind` keeps 1 and True apart (equal dict keys). Floats are not cached: 0.0 == -0.0 with
+# one hash, but their bytes differ. Nor are long strings: a cached entry keeps its value.
+_cached_key_value = lru_cache(maxsize=4096)(lambda key, value, kind: _key_value(key, value))
+_CACHED_STRING_LENGTH = 256
+
+
 def _attributes(tag: bytes, attributes: Any) -> bytes:
-    """Each attribute as a KeyValue field `tag`. Scalar pairs repeat from span to span (the
-    method, the route, the status), so their encoding is cached."""
+    """Each attribute as a KeyValue field `tag`. Short string, int and bool pairs repeat from
+    span to span (the method, the route, the status), so their encoding is cached."""
     if not attributes:
         return b""
     parts = []
     for key, value in attributes.items():
         kind: Any = type(value)
-        if kind is str or kind is int or kind is float or kind is bool:
-            encoded = _scalar_key_value(key, value, kind)
+        if kind is int or kind is bool or (kind is str and len(value) <= _CACHED_STRING_LENGTH):
+            encoded = _cached_key_value(key, value, kind)
         else:
-            encoded = _field(b"\x0a", _string(b"\x0a", key) + _field(b"\x12", _any_value(value)))
+            encoded = _key_value(key, value)
         parts.append(tag + encoded[1:])  # the cached KeyValue was framed with tag 0x0a
     return b"".join(parts)
 
@@ -209,18 +215,20 @@ def _scope(scope: Any) -> bytes:
 
 
 def _encode(spans: Sequence[ReadableSpan]) -> bytes:
-    # Grouped like the library groups them: by resource (equal resources are one), then by
-    # instrumentation scope, in the order of first appearance.
-    groups: list[tuple[Any, dict[Any, list[bytes]]]] = []
+    # Grouped as the library groups them, in the order of first appearance: in a dict keyed
+    # by the resource (resources that are equal AND hash alike are one), then by scope.
+    # `Resource.__hash__` dumps the attributes to JSON: computed once per resource object of
+    # the batch here, not once per span.
+    groups: dict[Any, dict[Any, list[bytes]]] = {}
+    by_object: dict[int, dict[Any, list[bytes]]] = {}
     for span in spans:
         resource = span.resource
-        scopes = next((g for known, g in groups if known is resource or known == resource), None)
+        scopes = by_object.get(id(resource))
         if scopes is None:
-            scopes = {}
-            groups.append((resource, scopes))
+            scopes = by_object[id(resource)] = groups.setdefault(resource, {})
         scopes.setdefault(span.instrumentation_scope or None, []).append(_span(span))
     out = []
-    for resource, by_scope in groups:
+    for resource, by_scope in groups.items():
         body = [_field(b"\x0a", _attributes(b"\x0a", resource.attributes))]
         for scope, encoded in by_scope.items():
             scope_spans = [_field(b"\x0a", _scope(scope))]
@@ -240,7 +248,7 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """
     try:
         return _encode(spans)
-    except _Unsupported:
+    except (_Unsupported, struct.error):  # struct.error: a negative or float timestamp
         encoded: bytes = library_encode_spans(spans).SerializePartialToString()
         return encoded
 
