@@ -590,7 +590,8 @@ def render_report(
 ) -> str:
     head = (
         f"Run {info['date']}{' — ' + LABEL if LABEL else ''}: {USERS} users, "
-        f"{WARMUP:g} s warm-up + {DURATION:g} s measured per scenario, no think time; "
+        f"{WARMUP:g} s warm-up + {DURATION:g} s measured per scenario in {ROUNDS} rounds, the "
+        f"stacks taking turns ({REWARM:g} s warm-up before each later round), no think time; "
         f"{MAX_ID:,} flights ({SCALE} year{'s' if SCALE > 1 else ''}).\n"
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM, "
         f"Python {info['python']}, {info['os']}.\n"
@@ -694,8 +695,11 @@ def main() -> int:
         time.sleep(0.5)
         spans = dict(receiver.span_counts)
     finally:
-        for stack in stacks.values():
-            stack.stop()
+        for mode, stack in stacks.items():
+            try:
+                stack.stop()
+            except Exception as error:  # the other stacks must still be stopped
+                log(f"telemetry {mode}: stopping the stack failed: {error!r}")
         if receiver is not None:
             receiver.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -717,6 +721,7 @@ def main() -> int:
                 "users": USERS,
                 "warmup_s": WARMUP,
                 "duration_s": DURATION,
+                "rounds": ROUNDS,
             },
             indent=2,
         )
