@@ -16,7 +16,8 @@ What it does (docs/performance.md explains the figures):
      OTLP/HTTP to the same receiver, prometheus-fastapi-instrumentator, uvicorn's access
      log), from the bench venv (bench/requirements.txt). Frontend scenarios: no peer run.
    Every scenario (`SCENARIOS`) runs on the three stacks in turn (on, off, peer; the others
-   wait idle), BENCH_ROUNDS times (default 3) with a third of the measured window each, so
+   wait idle), BENCH_ROUNDS times (default 3) with a third of the measured window each
+   (a scenario with writes: once, the whole window), so
    the figures a ratio compares are measured side by side and a drift of the machine's
    speed falls on all three alike; BENCH_USERS users (default 20), a warm-up before the
    first round (0.5 s before the others), bench/loadgen.py (Locust as a library, own
@@ -664,7 +665,12 @@ def main() -> int:
         for name, scenario in SCENARIOS.items():
             rounds: dict[str, list[dict[str, Any]]] = {}
             paths: dict[str, str] = {}
-            for turn in range(ROUNDS):
+            # A scenario with writes runs in one round of the whole window: its background
+            # recomputation (at most once per STATS_REFRESH_SECONDS, seconds of CPU at
+            # SCALE=30) would otherwise fall into every short round, far more often than the
+            # writes make it happen.
+            turns = 1 if scenario.writes_per_second else ROUNDS
+            for turn in range(turns):
                 for mode in MODES:
                     backend_url = stacks[mode].url("backend")
                     url = stacks[mode].url(scenario.service)
@@ -679,7 +685,7 @@ def main() -> int:
                             scenario,
                             backend_url,
                             WARMUP if turn == 0 else REWARM,
-                            DURATION / ROUNDS,
+                            DURATION / turns,
                         )
                     )
                     if scenario.writes_per_second:
