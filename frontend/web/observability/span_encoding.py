@@ -79,14 +79,23 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def _string(tag: bytes, value: str | None) -> bytes:
-    """A string field, left out when empty or unset (a proto3 default)."""
-    if not value:
-        return b""
+def _utf8(value: str) -> bytes:
     try:
-        return _field(tag, value.encode("utf-8"))
+        return value.encode("utf-8")
     except UnicodeEncodeError as error:  # lone surrogates: the library decides
         raise _Unsupported from error
+
+
+def _string(tag: bytes, value: str | None) -> bytes:
+    """A string field, left out when empty or unset (a proto3 default)."""
+    return _field(tag, _utf8(value)) if value else b""
+
+
+def _ids(context: Any) -> bytes:
+    """The trace_id (field 1, 16 bytes) and span_id (field 2, 8 bytes) of a Span or Link."""
+    trace_id: bytes = context.trace_id.to_bytes(16, "big")
+    span_id: bytes = context.span_id.to_bytes(8, "big")
+    return b"\x0a\x10" + trace_id + b"\x12\x08" + span_id
 
 
 def _any_value(value: Any) -> bytes:
@@ -95,11 +104,8 @@ def _any_value(value: Any) -> bytes:
         return b""
     if isinstance(value, bool):  # before int: bool is an int
         return b"\x10\x01" if value else b"\x10\x00"
-    if isinstance(value, str):
-        try:
-            return _field(b"\x0a", value.encode("utf-8"))
-        except UnicodeEncodeError as error:
-            raise _Unsupported from error
+    if isinstance(value, str):  # written even when empty: a oneof member is set
+        return _field(b"\x0a", _utf8(value))
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise _Unsupported
@@ -152,10 +158,7 @@ def _span(span: ReadableSpan) -> bytes:
     if context is None:  # a span the SDK made always has one
         raise _Unsupported
     parent = span.parent
-    out = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
+    out = [_ids(context)]
     if context.trace_state is not None:
         out.append(_string(b"\x1a", ",".join(f"{k}={v}" for k, v in context.trace_state.items())))
     if parent:
@@ -179,11 +182,7 @@ def _span(span: ReadableSpan) -> bytes:
     if span.dropped_events:
         out.append(b"\x60" + _varint(span.dropped_events))
     for link in span.links:
-        body = [
-            b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + link.context.span_id.to_bytes(8, "big"),
-            _attributes(b"\x22", link.attributes),
-        ]
+        body = [_ids(link.context), _attributes(b"\x22", link.attributes)]
         if link.dropped_attributes:
             body.append(b"\x28" + _varint(link.dropped_attributes))
         body.append(b"\x35" + _flags(link.context))
