@@ -471,13 +471,12 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 def rps_ratio(x: dict[str, Any] | None, y: dict[str, Any] | None) -> float | None:
     """x's throughput over y's: the median of the ratios of their rounds taken in turn
-    (measured seconds apart, so a drift of the machine's speed cancels), else of the
-    merged rps; None when one is missing or y served nothing."""
-    if not x or not y or not y["rps"]:
+    (measured seconds apart, so a drift of the machine's speed cancels); None when one is
+    missing or y served nothing."""
+    if not x or not y:
         return None
-    rounds = zip(x.get("rps_rounds", []), y.get("rps_rounds", []), strict=False)
-    pairs = [a / b for a, b in rounds if b]
-    return statistics.median(pairs) if pairs else float(x["rps"]) / float(y["rps"])
+    pairs = [a / b for a, b in zip(x["rps_rounds"], y["rps_rounds"], strict=True) if b]
+    return statistics.median(pairs) if pairs else None
 
 
 def table(results: dict[str, dict[str, dict[str, Any]]], raw: dict[str, Any]) -> str:
@@ -647,10 +646,7 @@ def main() -> int:
         raw_db.unlink()
         # One receiver for ours (on) and the peer: the same OTLP/HTTP endpoint for both.
         receiver = CountingReceiver().start()
-        # Every stack runs from the start, and each scenario runs on them one after the
-        # other: a stack waits idle while another is measured, and the figures that are
-        # compared (on, off, peer of one scenario) are measured within a minute of each
-        # other rather than minutes apart, on a machine whose speed drifts.
+        # Every stack runs from the start; the scenarios below take them in turn.
         for mode in MODES:
             db = work / f"{mode}.db"
             shutil.copyfile(template, db)
