@@ -47,7 +47,7 @@ from api.idempotency import InFlight, purge_expired
 from api.observability import database as db_telemetry
 from api.observability import metrics, switch, tracing
 from api.observability.identity import ServiceInfo
-from api.observability.instrumentation import server_telemetry
+from api.observability.instrumentation import ServerSpans
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
 from api.openapi import openapi_schema
@@ -285,9 +285,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # operationId = the function name (get_flight, ...): stable, and what links refer to.
         generate_unique_id_function=lambda route: route.name,
         **docs,
-        # The server spans: FastAPI's own OpenTelemetry support (0.165+), tracing only, from
-        # our provider; everything off without one (api/observability/instrumentation.py).
-        telemetry=server_telemetry(provider),
+        # FastAPI's own OpenTelemetry support off: the request middleware opens the server
+        # spans (api/observability/instrumentation.py says why).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     # Opening, open, shutting down; with the readiness checks (api/db/lifecycle.py).
@@ -312,9 +312,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)  # 413 problem+json
     # Before routing: an unknown /api/v1 path or method is 401 too, not 404/405.
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
-    # Added last = outermost of our middleware, but inside FastAPI's server span (FastAPI opens
-    # it around the whole stack), so the span is current for the access line.
-    app.add_middleware(RequestTelemetryMiddleware, record=settings.telemetry_enabled)
+    # Added last = outermost of our middleware: its server span covers the others (Starlette's
+    # error middleware stays outside it; the 500 handler links its log line to the span).
+    app.add_middleware(
+        RequestTelemetryMiddleware,
+        record=settings.telemetry_enabled,
+        spans=ServerSpans(provider) if provider is not None else None,
+    )
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     # The security scheme only documents the key in the OpenAPI schema (the middleware

@@ -24,7 +24,7 @@ from api.db.database import DatabaseNotReadyError, StorageWriteError, WriteConfl
 from api.faults import InjectedFaultError
 from api.http_semantics import allowed_methods
 from api.idempotency import IdempotencyProblem
-from api.observability.requests import REQUEST_ID_HEADER, request_id_of
+from api.observability.requests import REQUEST_ID_HEADER, request_id_of, server_span_of
 from api.observability.servers import LOGGED_MARK
 
 logger = structlog.get_logger(__name__)
@@ -173,12 +173,12 @@ async def _injected_fault(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # Logged with its traceback, inside the server span (trace ids); the client gets no
-    # internals. Starlette re-raises it afterwards and uvicorn would log it a second time.
-    logger.error("http.unhandled_error", **_request_fields(request), exc_info=exc)
-    # The server span is current here (FastAPI opens it outside Starlette's error middleware):
-    # an `exception` event on it, as the semantic conventions' exception events describe.
-    trace.get_current_span().record_exception(exc)
+    # Logged with its traceback, with the trace ids of the server span (the request
+    # middleware recorded the exception on it and ended it); the client gets no internals.
+    # Starlette re-raises it afterwards and uvicorn would log it a second time.
+    span = server_span_of(request.scope)
+    with trace.use_span(span, record_exception=False, set_status_on_exception=False):
+        logger.error("http.unhandled_error", **_request_fields(request), exc_info=exc)
     with contextlib.suppress(AttributeError, TypeError):
         setattr(exc, LOGGED_MARK, True)
     # This handler runs outside the request middleware (Starlette's ServerErrorMiddleware),

@@ -36,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.db.database import run_query
 from api.main import create_app
+from api.observability.instrumentation import _ASGIHeaders, server_attributes
 from api.observability.logging import REDACTED, redact_secrets
 from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
 from tests.test_server_process import free_port, start, wait_ready
@@ -218,6 +219,9 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
     (access,) = access_lines(records)
     assert access["http.response.status_code"] == 500
     assert access["http.route"] == "/test-only/boom"
+    # Both lines belong to the request's server span, though the error handler runs after
+    # the middleware ended it (Starlette's error middleware is outside ours).
+    assert (error["trace_id"], error["span_id"]) == (access["trace_id"], access["span_id"])
 
 
 def test_console_format_is_for_humans(
@@ -349,11 +353,11 @@ def test_duckdb_spans_hang_below_the_server_span(
     assert sorted(s.kind.name for s in mine) == ["CLIENT", "SERVER"]
 
 
-def test_server_span_attributes_from_fastapi_and_the_middleware(
+def test_server_span_attributes(
     template_db: Path, tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
-    """FastAPI's own server span (api/observability/instrumentation.py) plus what our
-    middleware adds: the client and user agent; the route of a request the API key middleware
+    """The middleware's server span (api/observability/instrumentation.py): the HTTP
+    attributes, the client and user agent; the route of a request the API key middleware
     refused before routing; an exception event and ERROR status on a 500."""
     app = create_app(make_settings(copy_db(template_db, tmp_path)))
 
@@ -393,6 +397,69 @@ def test_server_span_attributes_from_fastapi_and_the_middleware(
     assert span.attributes is not None and span.attributes["error.type"] == "RuntimeError"
     assert span.attributes["user_agent.original"]  # enriched on the exception path too
     assert [e.name for e in span.events] == ["exception"]
+
+
+def test_server_span_query_method_and_unmatched_names(
+    api: TestClient, spans: InMemorySpanExporter
+) -> None:
+    """`url.query` as sent, sensitive values redacted; a non-standard method is `_OTHER` with
+    the original kept and the span named `HTTP ...`; no route: the method alone (semconv)."""
+    spans.clear()
+    header, plain = traceparent()
+    api.get("/api/v1/flights?origin=JFK&carrier=", headers={"traceparent": header})
+    header, signed = traceparent()
+    api.get("/api/v1/flights?origin=JFK&sig=s3cret&x=1", headers={"traceparent": header})
+    header, odd = traceparent()
+    api.request("BREW", "/api/v1/flights", headers={"traceparent": header})
+    header, lost = traceparent()
+    api.get("/no/such/thing/42", headers={"traceparent": header})
+    attributes = dict(server_span(spans, plain).attributes or {})
+    assert attributes["url.query"] == "origin=JFK&carrier="
+    assert attributes["server.address"] == "testserver" and attributes["server.port"] == 80
+    attributes = dict(server_span(spans, signed).attributes or {})
+    assert attributes["url.query"] == "origin=JFK&sig=REDACTED&x=1"
+    span = server_span(spans, odd)
+    assert span.name == "HTTP /api/v1/flights"
+    assert span.attributes is not None and span.attributes["http.request.method"] == "_OTHER"
+    assert span.attributes["http.request.method_original"] == "BREW"
+    span = server_span(spans, lost)
+    assert span.name == "GET" and span.attributes is not None
+    assert "http.route" not in span.attributes
+    assert span.attributes["http.response.status_code"] == 404
+    assert span.status.status_code == StatusCode.UNSET  # a 4xx is the client's error
+
+
+@pytest.mark.parametrize(
+    ("host", "scheme", "expected"),
+    [
+        (b"example.com", "https", {"server.address": "example.com", "server.port": 443}),
+        (b"[::1]:12015", "http", {"server.address": "::1", "server.port": 12015}),
+        (b"user@example.com", "http", {}),  # not an authority a client may send
+        (b"example.com:99999", "http", {}),  # port out of range: urlsplit raises
+        (None, "http", {"server.address": "10.0.0.5", "server.port": 12015}),
+    ],
+)
+def test_server_address_from_the_host_header(
+    host: bytes | None, scheme: str, expected: dict[str, Any]
+) -> None:
+    headers = [(b"host", host)] if host is not None else []
+    scope = {"headers": headers, "scheme": scheme, "server": ("10.0.0.5", 12015)}
+    assert server_attributes(scope) == expected
+
+
+def test_propagation_headers_read_from_the_asgi_scope() -> None:
+    """Every value of a repeated header; `baggage`'s joined (its propagator reads one)."""
+    headers = [
+        (b"tracestate", b"a=1"),
+        (b"baggage", b"k1=v1"),
+        (b"tracestate", b"b=2"),
+        (b"baggage", b"k2=v2"),
+    ]
+    getter = _ASGIHeaders()
+    assert getter.get(headers, "tracestate") == ["a=1", "b=2"]
+    assert getter.get(headers, "baggage") == ["k1=v1,k2=v2"]
+    assert getter.get(headers, "traceparent") is None
+    assert getter.keys(headers) == ["tracestate", "baggage", "tracestate", "baggage"]
 
 
 def test_failing_query_gives_an_error_span_and_outcome(

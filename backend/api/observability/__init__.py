@@ -11,9 +11,10 @@ Identical in both services (`tests/test_shared_files.py`):
 The backend's own:
 
 - `servers`: uvicorn's loggers.
-- `instrumentation`: FastAPI's server spans.
+- `instrumentation`: the server spans (opened by the request middleware).
 - `database`: DuckDB query spans and metrics, database file sizes.
-- `requests`: the ASGI middleware for request ids, the access line and HTTP metrics.
+- `requests`: the ASGI middleware for request ids, the server span, the access line and HTTP
+  metrics.
 - `switch`: the process-wide `TELEMETRY_ENABLED` switch.
 
 Kept free of imports here so `api.db` can use `database` and `metrics` without cycles.

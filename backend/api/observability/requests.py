@@ -1,5 +1,6 @@
 """Per-request telemetry as one pure ASGI middleware (BaseHTTPMiddleware is slow and breaks
-contextvars): request id, access log line and HTTP metrics (docs/observability.md).
+contextvars): request id, server span, access log line and HTTP metrics
+(docs/observability.md).
 
 For every HTTP request `RequestTelemetryMiddleware`:
 
@@ -8,15 +9,14 @@ For every HTTP request `RequestTelemetryMiddleware`:
    uuid4 hex, binds it as `request_id` and stores it in `scope["state"]["request_id"]` (the
    500 handler, which runs outside this middleware, reads it there);
 2. adds `X-Request-ID` to the response;
-3. counts the request in `http_server_active_requests` while it runs and observes
+3. opens the server span (`instrumentation.ServerSpans`; not for the probes and /metrics) and
+   keeps it current until the access line is written, stored in
+   `scope["state"]["server_span"]` for the 500 handler's log line;
+4. counts the request in `http_server_active_requests` while it runs and observes
    `http_server_request_duration_seconds` when it ends;
-4. writes ONE access line: event `http.request`, logger `api.access`, with
+5. writes ONE access line: event `http.request`, logger `api.access`, with
    `http.request.method`, `http.route`, `url.path`, `http.response.status_code`,
    `duration_ms` (float, ms), `client.address`, `user_agent.original`.
-
-It runs inside FastAPI's server span (FastAPI opens it around the whole middleware stack,
-`instrumentation.py`), so the access line carries its `trace_id`/`span_id`; as the request
-enters, it adds the client, user agent and route to that span (`enrich_server_span`).
 
 `http.route` is the matched route's template (`/api/v1/flights/{flight_id}`), found by
 matching the app's routes the way the router will; `unmatched` when no route matches. A
@@ -32,12 +32,13 @@ from typing import Any
 
 from cachetools import LRUCache
 from fastapi.routing import iter_route_contexts
+from opentelemetry.trace import INVALID_SPAN, Span
 from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
-from api.observability.instrumentation import enrich_server_span
+from api.observability.instrumentation import ServerSpans
 from api.observability.logging import access_logger, bind_request_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -95,12 +96,14 @@ class RequestTelemetryMiddleware:
     """Pure ASGI middleware: request id, access line, HTTP metrics (see the module doc).
 
     With `record=False` (TELEMETRY_ENABLED=false) it only handles the request id: no route
-    matching, no metrics, no access line.
+    matching, no span, no metrics, no access line. `spans`: the server spans (None: no
+    tracer provider, no spans).
     """
 
-    def __init__(self, app: ASGIApp, record: bool = True) -> None:
+    def __init__(self, app: ASGIApp, record: bool = True, spans: ServerSpans | None = None) -> None:
         self.app = app
         self.record = record
+        self.spans = spans if record else None
         # (method, path) -> route template: matching every route per request was ~8 % of the
         # backend's CPU on a cached endpoint (py-spy, docs/performance.md). Bounded: paths
         # with ids (/api/v1/flights/123) are many, and an evicted one is just matched again.
@@ -141,7 +144,10 @@ class RequestTelemetryMiddleware:
         started = time.perf_counter()
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
-        enrich_server_span(method, route, client, user_agent)
+        span = self.spans.start(scope, method, route, client, user_agent) if self.spans else None
+        if span is not None:
+            scope["state"]["server_span"] = span[0]
+        error: BaseException | None = None
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
@@ -154,6 +160,9 @@ class RequestTelemetryMiddleware:
         active.inc()
         try:
             await self.app(scope, receive, send_with_request_id)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             active.dec()
             seconds = time.perf_counter() - started
@@ -169,6 +178,16 @@ class RequestTelemetryMiddleware:
             }
             # structlog's fast path (logging.py): the one line per request
             access_logger().info("http.request", **fields)
+            if span is not None:  # ended last: the line above and the metrics link to it
+                ServerSpans.end(span, status, error)
+
+
+def server_span_of(scope: Scope) -> Span:
+    """The server span the middleware opened for this request (ended once the middleware
+    returns), or `INVALID_SPAN`: for `trace.use_span` around a log line outside it."""
+    state = scope.get("state") or {}
+    value = state.get("server_span") if isinstance(state, dict) else None
+    return value if isinstance(value, Span) else INVALID_SPAN
 
 
 def request_id_of(scope: Scope) -> str | None:
