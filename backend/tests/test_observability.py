@@ -224,6 +224,36 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
     assert (error["trace_id"], error["span_id"]) == (access["trace_id"], access["span_id"])
 
 
+def test_access_lines_of_many_threads_stay_whole_on_a_pipe() -> None:
+    """The access line is one os.write without a lock (logging.py, `_StdoutLines`): lines of
+    concurrent threads must still arrive whole, on a pipe as a container's stdout is."""
+    script = """
+import threading
+from api.observability.identity import ServiceInfo
+from api.observability.logging import access_logger, configure_logging
+configure_logging(ServiceInfo("t", "1", "test"))
+def work(n):
+    for i in range(2000):
+        access_logger().info("http.request", thread=n, i=i, pad="x" * 3000)
+threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    access = [line for line in lines if line.get("event") == "http.request"]
+    assert len(access) == 8 * 2000
+    assert {(line["thread"], line["i"]) for line in access} == {
+        (n, i) for n in range(8) for i in range(2000)
+    }
+
+
 def test_console_format_is_for_humans(
     template_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,8 +21,9 @@ swaps the JSON renderer for structlog's ConsoleRenderer.
 
 The per-request access line (`access_logger()`) is the one hot line: it takes structlog's
 documented fast path (structlog docs, "Performance": `make_filtering_bound_logger`,
-`BytesLoggerFactory`, `cache_logger_on_first_use`, orjson rendering to bytes), with the same
-fields, no stdlib `LogRecord`, no frame walking and no handler locking.
+`cache_logger_on_first_use`, orjson rendering to bytes) with the same fields, no stdlib
+`LogRecord`, no frame walking and no lock: one `os.write` per line (`_StdoutLines`, in place
+of structlog's `BytesLogger`).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _dumps_bytes(event_dict: EventDict, **_: Any) -> bytes:
 
 
 def _encode(_: WrappedLogger, __: str, line: Any) -> bytes:
-    """Last processor of the console access line: BytesLogger writes bytes."""
+    """Last processor of the console access line: `_StdoutLines` writes bytes."""
     return line.encode() if isinstance(line, str) else bytes(line)
 
 
@@ -152,29 +153,48 @@ def _renderer(log_format: LogFormat) -> Processor:
 _CHAIN: list[Processor] = []
 
 
-class _CurrentStdout:
-    """A binary file that is always the *current* `sys.stdout` (pytest swaps it per test; a
-    logger bound to the stream of the moment would later write to a closed file)."""
+class _StdoutLines:
+    """The access line's structlog logger: each line is ONE `os.write` to the file descriptor
+    of the *current* `sys.stdout` (pytest swaps it per test; a logger bound to the stream of
+    the moment would later write to a closed file), with no lock and no flush.
 
-    def write(self, data: bytes) -> int:
+    structlog's `BytesLogger` takes a lock per file around write and flush. In gunicorn's
+    gthread workers that lock became a convoy: a thread that released the GIL for the write
+    syscall waits for the GIL again while holding the lock, and every other request thread
+    waits behind it (py-spy of a frontend worker under the dashboard's load: 34 % of the
+    samples on that lock, docs/performance.md, section 13). One write(2) of a whole line is
+    not interleaved with another's (Linux serialises writes to one regular file, and a pipe
+    keeps a write of up to PIPE_BUF bytes whole). A stream without a descriptor (pytest's
+    capsys) gets `write` and `flush` instead.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # structlog.stdlib.add_logger_name reads it
+
+    def msg(self, message: bytes) -> None:
+        line = message + b"\n"
         stream = sys.stdout
-        buffer = getattr(stream, "buffer", None)
-        if buffer is None:  # a text-only stream (some test harnesses)
-            return stream.write(data.decode())
-        return int(buffer.write(data))
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            buffer = getattr(stream, "buffer", None)
+            if buffer is None:  # a text-only stream (some test harnesses)
+                stream.write(line.decode())
+            else:
+                buffer.write(line)
+            stream.flush()
+            return
+        view = memoryview(line)
+        while view:  # a blocking descriptor writes everything, unless a signal interrupts
+            view = view[os.write(fd, view) :]
 
-    def flush(self) -> None:
-        stream = sys.stdout
-        getattr(stream, "buffer", stream).flush()
-
-
-_STDOUT = _CurrentStdout()
+    debug = info = warning = error = critical = exception = log = msg
 
 
 def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
     """structlog's fast path for the access line: its level fixed now (the stdlib level of
     `ACCESS_LOGGER`, i.e. LOG_LEVEL, or nothing when that logger is disabled), rendered to
-    bytes by orjson and written by a `BytesLogger` (one lock per file, one write per line)."""
+    bytes by orjson and written by `_StdoutLines` (one write per line, no lock)."""
     stdlib = logging.getLogger(ACCESS_LOGGER)
     level = logging.CRITICAL + 1 if stdlib.disabled else stdlib.getEffectiveLevel()
     final: list[Processor] = (
@@ -191,7 +211,7 @@ def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
     )
     chain = [p for p in _processors(log_format) if not isinstance(p, skip)]
     logger: FilteringBoundLogger = structlog.wrap_logger(
-        structlog.BytesLoggerFactory(_STDOUT)(ACCESS_LOGGER),  # type: ignore[arg-type]
+        _StdoutLines(ACCESS_LOGGER),
         processors=[*chain, *final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
@@ -262,7 +282,7 @@ def make_formatter(info: ServiceInfo, log_format: LogFormat = "json") -> logging
 
 
 class _StdoutHandler(logging.StreamHandler[TextIO]):
-    """A StreamHandler that always writes to the *current* `sys.stdout` (see _CurrentStdout)."""
+    """A StreamHandler that always writes to the *current* `sys.stdout` (see _StdoutLines)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
