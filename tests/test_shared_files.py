@@ -4,7 +4,7 @@ The shared parts of the two `observability/` packages are copies, file for file;
 service-specific lives in files of its own. Where both services have a service-specific file
 of the same name (`servers.py`), its public functions keep the same names and signatures, so
 the shared files can call them. (`instrumentation.py` differs by design: the backend's server
-spans are FastAPI's own, configured when the app is built; the frontend instruments Flask.)
+spans are opened by its request middleware; the frontend instruments Flask.)
 """
 
 from __future__ import annotations

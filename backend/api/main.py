@@ -7,8 +7,8 @@ process with a distinct exit code and one log line when the file cannot be used 
 and on shutdown runs CHECKPOINT, closes the file and flushes the queued spans.
 
 Observability (docs/observability.md) is wired here: JSON logging (idempotent, so TestClient
-apps get it too), the process's tracer provider (set up once per process), the FastAPI
-server spans, the request-telemetry middleware and `GET /metrics`.
+apps get it too), the process's tracer provider (set up once per process), the
+request-telemetry middleware (with the server spans) and `GET /metrics`.
 """
 
 from __future__ import annotations

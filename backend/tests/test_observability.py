@@ -224,34 +224,41 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
     assert (error["trace_id"], error["span_id"]) == (access["trace_id"], access["span_id"])
 
 
-def test_access_lines_of_many_threads_stay_whole_on_a_pipe() -> None:
+@pytest.mark.parametrize("pad", [3000, 6000])  # below and above PIPE_BUF (4096 on Linux)
+def test_access_lines_of_many_threads_stay_whole_on_a_slow_pipe(pad: int) -> None:
     """The access line is one os.write without a lock (logging.py, `_StdoutLines`): lines of
-    concurrent threads must still arrive whole, on a pipe as a container's stdout is."""
+    concurrent threads must still arrive whole on a pipe, as a container's stdout is, also
+    when the reader is slow (a full pipe lets another writer in mid-write) and a line is
+    longer than what a pipe keeps whole."""
     script = """
-import threading
+import sys, threading
 from api.observability.identity import ServiceInfo
 from api.observability.logging import access_logger, configure_logging
 configure_logging(ServiceInfo("t", "1", "test"))
 def work(n):
-    for i in range(2000):
-        access_logger().info("http.request", thread=n, i=i, pad="x" * 3000)
+    for i in range(1000):
+        access_logger().info("http.request", thread=n, i=i, pad="x" * int(sys.argv[1]))
 threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
 for t in threads: t.start()
 for t in threads: t.join()
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script],
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(pad)],
         cwd=Path(__file__).resolve().parent.parent,
-        capture_output=True,
-        timeout=120,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert writer.stdout is not None
+    chunks = []
+    while chunk := writer.stdout.read(1500):  # small reads: the pipe stays full
+        chunks.append(chunk)
+    assert writer.wait(timeout=120) == 0, writer.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+    lines = [json.loads(line) for line in b"".join(chunks).splitlines()]
     access = [line for line in lines if line.get("event") == "http.request"]
-    assert len(access) == 8 * 2000
     assert {(line["thread"], line["i"]) for line in access} == {
-        (n, i) for n in range(8) for i in range(2000)
+        (n, i) for n in range(8) for i in range(1000)
     }
+    assert len(access) == 8 * 1000
 
 
 def test_console_format_is_for_humans(
@@ -439,6 +446,10 @@ def test_server_span_query_method_and_unmatched_names(
     api.get("/api/v1/flights?origin=JFK&carrier=", headers={"traceparent": header})
     header, signed = traceparent()
     api.get("/api/v1/flights?origin=JFK&sig=s3cret&x=1", headers={"traceparent": header})
+    header, encoded = traceparent()
+    api.get("/api/v1/flights?origin=JFK&%73ig=s3cret", headers={"traceparent": header})
+    header, as_sent = traceparent()
+    api.get("/api/v1/flights?origin=J%46K&design=1", headers={"traceparent": header})
     header, odd = traceparent()
     api.request("BREW", "/api/v1/flights", headers={"traceparent": header})
     header, lost = traceparent()
@@ -448,6 +459,10 @@ def test_server_span_query_method_and_unmatched_names(
     assert attributes["server.address"] == "testserver" and attributes["server.port"] == 80
     attributes = dict(server_span(spans, signed).attributes or {})
     assert attributes["url.query"] == "origin=JFK&sig=REDACTED&x=1"
+    attributes = dict(server_span(spans, encoded).attributes or {})
+    assert attributes["url.query"] == "origin=JFK&sig=REDACTED"  # a name percent-encoded
+    attributes = dict(server_span(spans, as_sent).attributes or {})
+    assert attributes["url.query"] == "origin=J%46K&design=1"  # nothing to redact: as sent
     span = server_span(spans, odd)
     assert span.name == "HTTP /api/v1/flights"
     assert span.attributes is not None and span.attributes["http.request.method"] == "_OTHER"

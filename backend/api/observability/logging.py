@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -164,12 +165,14 @@ class _StdoutLines:
     waits behind it (py-spy of a frontend worker under the dashboard's load: 34 % of the
     samples on that lock, docs/performance.md, section 13). One write(2) of a whole line is
     not interleaved with another's (Linux serialises writes to one regular file, and a pipe
-    keeps a write of up to PIPE_BUF bytes whole). A stream without a descriptor (pytest's
-    capsys) gets `write` and `flush` instead.
+    keeps a write of up to PIPE_BUF bytes whole). A longer line (a client's long user agent
+    or path) may be split on a pipe, so those take a lock among themselves. A stream without
+    a descriptor (pytest's capsys) gets `write` and `flush` instead.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name  # structlog.stdlib.add_logger_name reads it
+        self._long_lines = threading.Lock()
 
     def msg(self, message: bytes) -> None:
         line = message + b"\n"
@@ -185,8 +188,13 @@ class _StdoutLines:
             stream.flush()
             return
         view = memoryview(line)
-        while view:  # a blocking descriptor writes everything, unless a signal interrupts
-            view = view[os.write(fd, view) :]
+        if len(line) <= select.PIPE_BUF:
+            view = view[os.write(fd, view) :]  # whole (see the class doc), short only on error
+            if not view:
+                return
+        with self._long_lines:
+            while view:  # a blocking descriptor takes it all, unless a signal interrupts
+                view = view[os.write(fd, view) :]
 
     debug = info = warning = error = critical = exception = log = msg
 

@@ -96,7 +96,8 @@ class RequestTelemetryMiddleware:
     """Pure ASGI middleware: request id, access line, HTTP metrics (see the module doc).
 
     With `record=False` (TELEMETRY_ENABLED=false) it only handles the request id: no route
-    matching, no span, no metrics, no access line. `spans`: the server spans (None: no
+    matching, no span, no metrics, no access line. With a record, the server span from
+    `spans` (steps 3-5 of the module doc). `spans`: the server spans (None: no
     tracer provider, no spans).
     """
 
@@ -141,45 +142,54 @@ class RequestTelemetryMiddleware:
         method = method_label(scope.get("method", ""))
         route = self.route_of(scope)
         status = 500  # if the app raises before sending a response
-        started = time.perf_counter()
+        sent: int | None = None  # the status of the response that was started, if any
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
-        span = self.spans.start(scope, method, route, client, user_agent) if self.spans else None
-        if span is not None:
-            scope["state"]["server_span"] = span[0]
         error: BaseException | None = None
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = sent = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         active = metrics.HTTP_ACTIVE_REQUESTS.labels(method, route)
         active.inc()
+        started = time.perf_counter()
+        span = self.spans.start(scope, method, route, client, user_agent) if self.spans else None
+        if span is not None:
+            scope["state"]["server_span"] = span[0]
         try:
             await self.app(scope, receive, send_with_request_id)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            active.dec()
-            seconds = time.perf_counter() - started
-            metrics.observe_http_request(method, route, status, seconds)
-            fields: dict[str, Any] = {
-                "http.request.method": method,
-                "http.route": route,
-                "url.path": scope.get("path", ""),
-                "http.response.status_code": status,
-                "duration_ms": round(seconds * 1000, 3),
-                "client.address": client[0] if client else "",
-                "user_agent.original": user_agent,
-            }
-            # structlog's fast path (logging.py): the one line per request
-            access_logger().info("http.request", **fields)
-            if span is not None:  # ended last: the line above and the metrics link to it
-                ServerSpans.end(span, status, error)
+            try:
+                active.dec()
+                seconds = time.perf_counter() - started
+                metrics.observe_http_request(method, route, status, seconds)
+                fields: dict[str, Any] = {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "url.path": scope.get("path", ""),
+                    "http.response.status_code": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "client.address": client[0] if client else "",
+                    "user_agent.original": user_agent,
+                }
+                # structlog's fast path (logging.py): the one line per request
+                access_logger().info("http.request", **fields)
+            finally:
+                # Ended last, so the line and the metrics above link to it; ended even when
+                # writing the line fails (a closed stdout). Without a started response, the
+                # status is the 500 Starlette's error handler answers an Exception with, and
+                # none for e.g. a cancelled request.
+                if span is not None:
+                    if sent is None and isinstance(error, Exception):
+                        sent = 500
+                    ServerSpans.end(span, sent, error)
 
 
 def server_span_of(scope: Scope) -> Span:

@@ -34,8 +34,8 @@ from .identity import ServiceInfo
 
 log = structlog.get_logger(__name__)
 
-# Probes and scrapes are never traced: these paths exactly (the backend's FastAPI tracing
-# tests the path, instrumentation.py). The instrumentations match EXCLUDED_URLS' regexes with
+# Probes and scrapes are never traced: these paths exactly (the backend's server spans test
+# the path, instrumentation.py). The instrumentations match EXCLUDED_URLS' regexes with
 # re.search against the full URL (scheme://host/path?query), so they are anchored on the path:
 # a bare "health" would also exclude e.g. "/flights?origin=healthy".
 UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics"})
@@ -46,10 +46,11 @@ EXCLUDED_URLS = ",".join(rf"^[a-z]+://[^/]+{path}(\?.*)?$" for path in sorted(UN
 # says. opentelemetry-instrumentation reads that variable once per process, under a lock, the
 # first time an instrumentor initialises (opentelemetry/instrumentation/_semconv.py, 0.66b1,
 # lines 204-246: `_OpenTelemetrySemanticConventionStability._initialize`, which returns at
-# once when `_initialized` is set; called from FlaskInstrumentor, FastAPIInstrumentor and the
-# httpx transports' __init__). So the variable is set here, before any instrumentor, and the
-# mode is read again in case something initialised it earlier. Other signals an operator
-# opted into (e.g. `database`) are kept; `http/dup` (old and new names) is not.
+# once when `_initialized` is set; called from FlaskInstrumentor, the httpx transports'
+# __init__ and any other instrumentor a user adds). So the variable is set here, before any
+# instrumentor, and the mode is read again in case something initialised it earlier. Other
+# signals an operator opted into (e.g. `database`) are kept; `http/dup` (old and new names) is
+# not.
 SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
 
 _lock = threading.Lock()
