@@ -172,10 +172,13 @@ class ServerSpans:
     def end(
         started: tuple[Span, Token[Context]], status: int | None, error: BaseException | None
     ) -> None:
-        """End a span from `start`: the response's `status` (None when no response was sent)
-        and the exception that ended the request, if any (also recorded as an `exception`
-        event)."""
+        """End a span from `start`: the status of the response that was started (None if none
+        was) and the exception that ended the request, if any (also recorded as an
+        `exception` event). An `Exception` without a response gets 500: Starlette's error
+        handler, outside the middleware, answers it so; e.g. a cancelled request gets none."""
         span, token = started
+        if status is None and isinstance(error, Exception):
+            status = 500
         if status is not None:
             span.set_attribute("http.response.status_code", status)
         if error is not None or status is None or status >= 500:

@@ -93,12 +93,12 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
 
 
 class RequestTelemetryMiddleware:
-    """Pure ASGI middleware: request id, access line, HTTP metrics (see the module doc).
+    """Pure ASGI middleware: request id, server span, access line, HTTP metrics (see the
+    module doc).
 
     With `record=False` (TELEMETRY_ENABLED=false) it only handles the request id: no route
-    matching, no span, no metrics, no access line. With a record, the server span from
-    `spans` (steps 3-5 of the module doc). `spans`: the server spans (None: no
-    tracer provider, no spans).
+    matching, no span, no metrics, no access line. `spans`: where the server spans come from
+    (None: no tracer provider, no spans).
     """
 
     def __init__(self, app: ASGIApp, record: bool = True, spans: ServerSpans | None = None) -> None:
@@ -141,16 +141,15 @@ class RequestTelemetryMiddleware:
 
         method = method_label(scope.get("method", ""))
         route = self.route_of(scope)
-        status = 500  # if the app raises before sending a response
         sent: int | None = None  # the status of the response that was started, if any
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
         error: BaseException | None = None
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal sent
             if message["type"] == "http.response.start":
-                status = sent = message["status"]
+                sent = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
@@ -168,6 +167,7 @@ class RequestTelemetryMiddleware:
         finally:
             try:
                 active.dec()
+                status = 500 if sent is None else sent  # the app raised before it responded
                 seconds = time.perf_counter() - started
                 metrics.observe_http_request(method, route, status, seconds)
                 fields: dict[str, Any] = {
@@ -183,12 +183,8 @@ class RequestTelemetryMiddleware:
                 access_logger().info("http.request", **fields)
             finally:
                 # Ended last, so the line and the metrics above link to it; ended even when
-                # writing the line fails (a closed stdout). Without a started response, the
-                # status is the 500 Starlette's error handler answers an Exception with, and
-                # none for e.g. a cancelled request.
+                # writing the line fails (a closed stdout).
                 if span is not None:
-                    if sent is None and isinstance(error, Exception):
-                        sent = 500
                     ServerSpans.end(span, sent, error)
 
 
