@@ -25,6 +25,7 @@ IDENTICAL = [
     "logging.py",  # structlog set-up, the log schema, the access line's fast path
     "metrics.py",  # HTTP server metrics, build info, /metrics rendering
     "redaction.py",  # one set of secret-redaction rules (docs/observability.md)
+    "server_spans.py",  # the server spans' rules: name, attributes, status
     "span_encoding.py",  # spans to OTLP protobuf bytes, and the exporter that sends them
     "tracing.py",  # the OpenTelemetry SDK set-up, stable semconv, excluded URLs
 ]

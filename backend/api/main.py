@@ -47,9 +47,9 @@ from api.idempotency import InFlight, purge_expired
 from api.observability import database as db_telemetry
 from api.observability import metrics, switch, tracing
 from api.observability.identity import ServiceInfo
-from api.observability.instrumentation import ServerSpans
 from api.observability.logging import configure_logging
 from api.observability.requests import RequestTelemetryMiddleware
+from api.observability.server_spans import ServerSpans
 from api.openapi import openapi_schema
 from api.problems import install_problem_handlers
 from api.routes import flights, health, reference, stats
@@ -317,7 +317,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestTelemetryMiddleware,
         record=settings.telemetry_enabled,
-        spans=ServerSpans(provider) if provider is not None else None,
+        spans=ServerSpans(provider, "api", __version__) if provider is not None else None,
     )
     app.include_router(health.router)
     app.include_router(metrics_route.router)

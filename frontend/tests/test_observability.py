@@ -328,6 +328,76 @@ def test_a_request_without_a_route_is_named_after_its_method_only(
     assert "http.route" not in (server.attributes or {})
 
 
+def test_server_span_attributes_of_host_query_method_and_client(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    """The server span's request attributes (web/observability/instrumentation.py).
+    Regression: opentelemetry-instrumentation-flask took the Host header whole as
+    `server.address` (`localhost:8443`) and the socket's port as `server.port`."""
+    headers = {"Host": "localhost:8443", "User-Agent": "agent/1.0"}
+    assert client.get("/?origin=JFK&sig=secret-value", headers=headers).status_code == 200
+    assert client.open("/", method="BREW", headers=headers).status_code == 405
+    get, brew = _by_kind(spans.get_finished_spans(), trace.SpanKind.SERVER)
+    attributes = dict(get.attributes or {})
+    assert get.name == "GET /"
+    assert attributes["server.address"] == "localhost" and attributes["server.port"] == 8443
+    assert attributes["url.query"] == "origin=JFK&sig=REDACTED"
+    assert attributes["url.scheme"] == "http" and attributes["network.protocol.version"] == "1.1"
+    assert attributes["client.address"] == "127.0.0.1"
+    assert attributes["user_agent.original"] == "agent/1.0"
+    assert attributes["http.route"] == "/" and attributes["http.response.status_code"] == 200
+    assert get.status.status_code == trace.StatusCode.UNSET
+    assert get.instrumentation_scope is not None and get.instrumentation_scope.name == "web"
+    brew_attributes = dict(brew.attributes or {})
+    assert brew.name == "HTTP"
+    assert brew_attributes["http.request.method"] == "_OTHER"
+    assert brew_attributes["http.request.method_original"] == "BREW"
+    assert brew_attributes["http.response.status_code"] == 405
+    assert "error.type" not in brew_attributes
+
+
+def test_an_unhandled_exception_is_an_error_span_around_its_log_lines(
+    make_app: Callable[..., Flask],
+    fake_backend: FakeBackend,
+    spans: InMemorySpanExporter,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app = make_app(BACKEND_URL=fake_backend.url)
+
+    @app.get("/test-only/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom in a span")
+
+    capsys.readouterr()
+    assert app.test_client().get("/test-only/boom").status_code == 500
+    (server,) = _by_kind(spans.get_finished_spans(), trace.SpanKind.SERVER)
+    attributes = dict(server.attributes or {})
+    assert attributes["http.response.status_code"] == 500
+    assert attributes["error.type"] == "RuntimeError"
+    assert server.status.status_code == trace.StatusCode.ERROR
+    (event,) = server.events
+    assert event.name == "exception"
+    assert "kaboom" in str((event.attributes or {}).get("exception.message"))
+    # Flask's error line and the access line were written inside the span
+    lines = log_records(capsys.readouterr().out)
+    error = next(r for r in lines if "kaboom in a span" in json.dumps(r))
+    (access,) = [r for r in lines if r.get("event") == "http.request"]
+    span_id = format(server.context.span_id, "016x")
+    assert error["span_id"] == span_id and access["span_id"] == span_id
+
+
+def test_a_backend_outage_is_a_5xx_error_span_without_an_exception_event(
+    make_app: Callable[..., Flask], spans: InMemorySpanExporter
+) -> None:
+    client = make_app(BACKEND_URL=f"http://127.0.0.1:{free_port()}").test_client()
+    assert client.get("/flights/1").status_code == 503
+    (server,) = _by_kind(spans.get_finished_spans(), trace.SpanKind.SERVER)
+    attributes = dict(server.attributes or {})
+    assert attributes["http.response.status_code"] == 503 and attributes["error.type"] == "503"
+    assert server.status.status_code == trace.StatusCode.ERROR
+    assert server.events == ()
+
+
 def test_unsampled_parent_records_nothing_but_logs_correlate(
     make_app: Callable[..., Flask],
     fake_backend: FakeBackend,

@@ -16,7 +16,7 @@ from web.observability import ServiceInfo, service_version, tracing
 from web.observability import logging as obs_logging
 from web.observability import metrics as obs_metrics
 from web.observability import requests as obs_requests
-from web.observability.instrumentation import instrument_app
+from web.observability.server_spans import ServerSpans
 from web.proxies import AllowedHosts, TrustedProxyFix
 from web.settings import Settings
 
@@ -45,8 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     The backend client is created here but opens no connection until the first request.
 
     Observability (docs/observability.md): logging is (re)configured for this process, tracing
-    is set up unless this process already did (gunicorn's post_fork), Flask is instrumented,
-    and the request hooks (request id, access line, HTTP metrics) and ``/metrics`` are added.
+    is set up unless this process already did (gunicorn's post_fork), and the request hooks
+    (request id, server span, access line, HTTP metrics) and ``/metrics`` are added.
     With ``TELEMETRY_ENABLED=false`` only logging, the request id and ``/metrics`` remain.
     """
     settings = settings or Settings()
@@ -94,10 +94,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.PROXY_FIX_COUNT,
     )
 
-    # Hook order matters: our request hooks first (request id and access line even when a later
-    # before_request such as CSRF fails), then the Flask span, then CSRF.
-    obs_requests.install(app, record=telemetry)
-    instrument_app(app, tracer_provider)
+    # Hook order matters: our request hooks first (request id, server span and access line even
+    # when a later before_request such as CSRF fails), then CSRF.
+    spans = ServerSpans(tracer_provider, "web", service_version()) if tracer_provider else None
+    obs_requests.install(app, record=telemetry, spans=spans)
     csrf.init_app(app)
     register_filters(app)
     deployment.install(app)

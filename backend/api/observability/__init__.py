@@ -7,11 +7,12 @@ Identical in both services (`tests/test_shared_files.py`):
 - `tracing`: OpenTelemetry SDK set-up, once per process.
 - `metrics`: HTTP server metrics and build info (default registry: the backend is one process).
 - `redaction`: the secret-redaction rules of the logs.
+- `server_spans`: the server spans' rules (name, attributes, status).
 
 The backend's own:
 
 - `servers`: uvicorn's loggers.
-- `instrumentation`: the server spans (opened by the request middleware).
+- `instrumentation`: an ASGI request's server span attributes (the middleware opens it).
 - `database`: DuckDB query spans and metrics, database file sizes.
 - `requests`: the ASGI middleware for request ids, the server span, the access line and HTTP
   metrics.

@@ -9,14 +9,15 @@ For every HTTP request `RequestTelemetryMiddleware`:
    uuid4 hex, binds it as `request_id` and stores it in `scope["state"]["request_id"]` (the
    500 handler, which runs outside this middleware, reads it there);
 2. adds `X-Request-ID` to the response;
-3. opens the server span (`instrumentation.ServerSpans`; not for the probes and /metrics) and
+3. opens the server span (`instrumentation.start_server_span`; not for the probes and /metrics) and
    keeps it current until the access line is written, stored in
    `scope["state"]["server_span"]` for the 500 handler's log line;
 4. counts the request in `http_server_active_requests` while it runs and observes
    `http_server_request_duration_seconds` when it ends;
 5. writes ONE access line: event `http.request`, logger `api.access`, with
    `http.request.method`, `http.route`, `url.path`, `http.response.status_code`,
-   `duration_ms` (float, ms), `client.address`, `user_agent.original`.
+   `duration_ms` (float, ms), `client.address`, `user_agent.original`; written with the
+   others of the last few milliseconds by a writer thread (`logging._StdoutLines`).
 
 `http.route` is the matched route's template (`/api/v1/flights/{flight_id}`), found by
 matching the app's routes the way the router will; `unmatched` when no route matches. A
@@ -38,8 +39,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability import metrics
-from api.observability.instrumentation import ServerSpans
+from api.observability.instrumentation import start_server_span
 from api.observability.logging import access_logger, bind_request_context
+from api.observability.server_spans import ServerSpans
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
@@ -156,7 +158,11 @@ class RequestTelemetryMiddleware:
         active = metrics.HTTP_ACTIVE_REQUESTS.labels(method, route)
         active.inc()
         started = time.perf_counter()
-        span = self.spans.start(scope, method, route, client, user_agent) if self.spans else None
+        span = (
+            start_server_span(self.spans, scope, method, route, client, user_agent)
+            if self.spans
+            else None
+        )
         if span is not None:
             scope["state"]["server_span"] = span[0]
         try:

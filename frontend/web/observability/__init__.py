@@ -7,11 +7,12 @@ One module per concern. Identical in both services (``tests/test_shared_files.py
 - :mod:`.tracing`: the OpenTelemetry SDK, set up once per process (after the gunicorn fork).
 - :mod:`.metrics`: the HTTP server metrics and build info, multiprocess-safe across workers.
 - :mod:`.redaction`: the secret-redaction rules of the logs.
+- :mod:`.server_spans`: the server spans' rules (name, attributes, status).
 
 The frontend's own:
 
 - :mod:`.servers`: gunicorn's loggers (``logconfig_dict``).
-- :mod:`.instrumentation`: Flask's server spans.
+- :mod:`.instrumentation`: a WSGI request's server span attributes (the request hooks open it).
 - :mod:`.requests`: per-request context (request id), access line, HTTP server metrics.
 - :mod:`.backend_calls`: client span names and metrics of the calls to the backend.
 

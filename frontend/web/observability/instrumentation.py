@@ -1,42 +1,66 @@
-"""Server spans of the frontend: Flask instrumented (service-specific part of `tracing.py`)."""
+"""Server spans of the frontend: what a Flask (WSGI) request gives `server_spans.ServerSpans`
+(service-specific; the backend's file of the same name does it for an ASGI request).
+
+One SERVER span per HTTP request outside `UNTRACED_PATHS`, opened by our request hooks
+(`requests.py`: started in the first `before_request`, ended in `teardown_request`, so the
+access line, the 500 handler's log line and every backend call's client span are inside it)
+with the rules of `server_spans.py`.
+
+Why our own and not opentelemetry-instrumentation-flask (0.66b1, which the frontend used up to
+session 19): per request it builds the attributes twice (`collect_request_attributes` in its
+WSGI wrapper and in `_before_request`), matches the excluded URLs three times against
+`request.url` (the full URL, built for it), sets every attribute a second time, attaches a
+second context for SQLCommenter and wraps `start_response`; measured in one process, it was
+about two thirds of what telemetry cost a dashboard page (docs/performance.md, section 14).
+It also took the Host header whole as `server.address` (`localhost:8080`, with
+`server.port` 80 from the socket); here it is split as semconv says (`host_attributes`).
+Differences kept from it: the span starts once Flask has matched the route (the WSGI
+middlewares before it, `TrustedProxyFix` and `AllowedHosts`, are outside: a request refused
+for its host, a 400 with no access line either, has no span), and there is no `client.port`
+(behind the proxy it would be the proxy's).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import flask
-from flask import Flask
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from opentelemetry.trace import Span, TracerProvider
+from flask import Request
+from opentelemetry import propagate
+from opentelemetry.instrumentation.wsgi import wsgi_getter
 
-from .metrics import normalize_method
-from .tracing import EXCLUDED_URLS
-
-
-def name_unmatched_span(span: Span, _environ: Any) -> None:
-    """Flask instrumentation `request_hook`: a request that matched no route is named after
-    its method only (semconv: `{method}`, `HTTP` for an unknown one), never its raw path.
-
-    opentelemetry-instrumentation-flask 0.66b1 (`flask/__init__.py`, `get_default_span_name`,
-    lines 323-331) falls back to the WSGI default, `{method} {path}` (`wsgi/__init__.py`,
-    lines 525-542): every probe of a scanner would be a new span name.
-    """
-    if flask.request.url_rule is None and span.is_recording():
-        method = normalize_method(flask.request.method)
-        span.update_name("HTTP" if method == "_OTHER" else method)
+from .metrics import OTHER_METHOD
+from .server_spans import ServerSpans, Started, host_attributes, redacted_query
+from .tracing import UNTRACED_PATHS
 
 
-def instrument_app(app: Flask, provider: TracerProvider | None) -> None:
-    """Add the Flask server spans to `app`; no-op without a provider.
-
-    Probes and scrapes (`EXCLUDED_URLS`) get no span. The stable HTTP conventions were forced
-    by `tracing.setup_tracing`, which ran before (gunicorn's post_fork or the app factory).
-    """
-    if provider is None:
-        return
-    FlaskInstrumentor().instrument_app(
-        app,
-        excluded_urls=EXCLUDED_URLS,
-        tracer_provider=provider,
-        request_hook=name_unmatched_span,
-    )
+def start_server_span(
+    spans: ServerSpans, request: Request, method: str, route: str
+) -> Started | None:
+    """Start the server span of the Flask `request` and make it current; None for an untraced
+    path. `method`, `route`: the request hooks' labels (`_OTHER`, `unmatched`). Reads the WSGI
+    environ as `TrustedProxyFix` left it (a trusted proxy's scheme, host and client address)."""
+    path = request.path
+    if path in UNTRACED_PATHS:
+        return None
+    environ = request.environ
+    parent = propagate.extract(environ, getter=wsgi_getter)
+    scheme = environ.get("wsgi.url_scheme", "http")
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.scheme": scheme,
+        "url.path": path,
+    }
+    if host := environ.get("HTTP_HOST"):
+        attributes.update(host_attributes(host, scheme))
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    if protocol.startswith("HTTP/"):
+        attributes["network.protocol.version"] = protocol[5:]
+    if query := environ.get("QUERY_STRING"):
+        attributes["url.query"] = redacted_query(query)
+    if method == OTHER_METHOD:
+        attributes["http.request.method_original"] = request.method[:32]
+    if client := request.remote_addr:
+        attributes["client.address"] = client
+    if user_agent := environ.get("HTTP_USER_AGENT"):
+        attributes["user_agent.original"] = user_agent
+    return spans.start(method, route, parent, attributes)

@@ -5,12 +5,15 @@ For every request (Flask hooks installed by :func:`install`, first of all hooks)
 1. ``before_request``: clear the log context (gthread workers reuse threads, so values of the
    previous request would leak otherwise), take ``X-Request-ID`` from the caller when it
    matches ``^[A-Za-z0-9._-]{8,128}$`` or generate one (uuid4, 32 lowercase hex), bind it as
-   ``request_id``, count the request as active.
+   ``request_id``, count the request as active, start the server span and make it current
+   (``instrumentation.start_server_span``; not for the probes and /metrics).
 2. ``after_request`` (last of all after-request hooks): return ``X-Request-ID``, observe
    ``http_server_request_duration_seconds`` and write the one access line (event
-   ``http.request``, logger ``web.access``). It runs while the Flask server span is still
-   current (the span ends in ``teardown_request``), so the line carries trace_id/span_id.
-3. ``teardown_request``: the request is no longer active; clear the log context.
+   ``http.request``, logger ``web.access``). It runs while the server span is still
+   current, so the line carries trace_id/span_id.
+3. ``teardown_request`` (last of all teardown hooks): end the server span with the response's
+   status and the exception Flask handled, if any; the request is no longer active; clear
+   the log context.
 
 The backend client sends the same id on every backend call (:func:`current_request_id`).
 """
@@ -26,6 +29,8 @@ from flask import Flask, Response, g, request
 
 from web.observability import logging as obs_logging
 from web.observability import metrics
+from web.observability.instrumentation import start_server_span
+from web.observability.server_spans import ServerSpans, Started
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,128}")
@@ -51,6 +56,8 @@ class _RequestState:
     route: str  # the url_rule template or "unmatched"
     started: float  # time.perf_counter() seconds
     active: bool = False  # counted in http_server_active_requests, not yet released
+    span: Started | None = None  # the server span, not yet ended
+    status: int | None = None  # the status of the response after_request saw
 
 
 def _route() -> str:
@@ -58,12 +65,14 @@ def _route() -> str:
     return rule.rule if rule is not None else metrics.UNMATCHED_ROUTE
 
 
-def install(app: Flask, record: bool = True) -> None:
+def install(app: Flask, record: bool = True, spans: ServerSpans | None = None) -> None:
     """Register the hooks on ``app``. Call before any other ``before_request`` registration
-    (CSRF, tracing), so an early failure there still has a request id and an access line.
+    (CSRF), so an early failure there still has a request id, a span and an access line.
 
     ``record=False`` (``TELEMETRY_ENABLED=false``): only the request id (log context, response
-    header, forwarded to the backend); no metrics, no access line."""
+    header, forwarded to the backend); no metrics, no access line, no spans. ``spans``: where
+    the server spans come from (None: no tracer provider, no spans)."""
+    spans = spans if record else None
 
     def new_state() -> _RequestState:
         request_id = accept_or_generate_request_id(request.headers.get(REQUEST_ID_HEADER))
@@ -82,6 +91,8 @@ def install(app: Flask, record: bool = True) -> None:
         if record:
             state.active = True
             metrics.HTTP_ACTIVE_REQUESTS.labels(state.method, state.route).inc()
+        if spans is not None:
+            state.span = start_server_span(spans, request, state.method, state.route)
 
     @app.after_request
     def finish_request(response: Response) -> Response:
@@ -91,7 +102,7 @@ def install(app: Flask, record: bool = True) -> None:
         if not record:
             return response
         seconds = max(time.perf_counter() - state.started, 0.0)
-        status = response.status_code
+        status = state.status = response.status_code
         metrics.observe_http_request(state.method, state.route, status, seconds)
         fields: dict[str, object] = {
             "http.request.method": state.method,
@@ -109,8 +120,11 @@ def install(app: Flask, record: bool = True) -> None:
         return response
 
     @app.teardown_request
-    def end_request(_exc: BaseException | None) -> None:
+    def end_request(exc: BaseException | None) -> None:
         state: _RequestState | None = g.get("_obs_request")
+        if state is not None and state.span is not None:
+            started, state.span = state.span, None
+            ServerSpans.end(started, state.status, exc)
         if state is not None and state.active:
             state.active = False
             metrics.HTTP_ACTIVE_REQUESTS.labels(state.method, state.route).dec()

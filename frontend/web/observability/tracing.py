@@ -46,8 +46,8 @@ EXCLUDED_URLS = ",".join(rf"^[a-z]+://[^/]+{path}(\?.*)?$" for path in sorted(UN
 # says. opentelemetry-instrumentation reads that variable once per process, under a lock, the
 # first time an instrumentor initialises (opentelemetry/instrumentation/_semconv.py, 0.66b1,
 # lines 204-246: `_OpenTelemetrySemanticConventionStability._initialize`, which returns at
-# once when `_initialized` is set; called from FlaskInstrumentor, the httpx transports'
-# __init__ and any other instrumentor a user adds). So the variable is set here, before any
+# once when `_initialized` is set; called from the httpx transports' __init__ and any
+# instrumentor a user adds). So the variable is set here, before any
 # instrumentor, and the mode is read again in case something initialised it earlier. Other
 # signals an operator opted into (e.g. `database`) are kept; `http/dup` (old and new names) is
 # not.
