@@ -167,7 +167,9 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Each worker, as it exits: flush the spans still queued in the batch processor."""
+    """Each worker, as it exits: write the access lines still waiting, flush the spans still
+    queued in the batch processor."""
+    obs_logging.flush_access_lines()
     tracing.shutdown_tracing()
 
 

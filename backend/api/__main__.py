@@ -35,7 +35,7 @@ from api.deployment import deployment_warnings
 from api.main import configure_logging_for, create_app
 from api.observability import tracing
 from api.observability.identity import ServiceInfo
-from api.observability.logging import configure_logging
+from api.observability.logging import configure_logging, flush_access_lines
 from api.settings import Settings, SettingsError, get_settings
 
 logger = structlog.get_logger("api")
@@ -72,6 +72,7 @@ def serve(settings: Settings) -> int:
     try:
         _run_uvicorn(settings)
     finally:
+        flush_access_lines()  # the access lines still waiting (observability/logging.py)
         tracing.shutdown_tracing()  # export the last spans before the process ends
     return 0
 

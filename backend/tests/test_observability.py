@@ -15,9 +15,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.db.database import run_query
 from api.main import create_app
+from api.observability import logging as obs_logging
 from api.observability.instrumentation import _ASGIHeaders, server_attributes
 from api.observability.logging import REDACTED, redact_secrets
 from tests.conftest import API_KEY, AUTH, ReadyTestClient, copy_db, make_settings
@@ -226,10 +228,11 @@ def test_unhandled_error_is_one_json_line_with_the_stack(
 
 @pytest.mark.parametrize("pad", [3000, 6000])  # below and above PIPE_BUF (4096 on Linux)
 def test_access_lines_of_many_threads_stay_whole_on_a_slow_pipe(pad: int) -> None:
-    """The access line is one os.write without a lock (logging.py, `_StdoutLines`): lines of
-    concurrent threads must still arrive whole on a pipe, as a container's stdout is, also
-    when the reader is slow (a full pipe lets another writer in mid-write) and a line is
-    longer than what a pipe keeps whole."""
+    """The access lines are written in batches by a writer thread (logging.py,
+    `_StdoutLines`): lines of concurrent threads must still arrive whole, all and in order
+    on a pipe, as a container's stdout is, also when the reader is slow (a full pipe lets
+    another writer in mid-write) and a line is longer than what a pipe keeps whole; the
+    last line, still waiting when the process exits, is written at exit."""
     script = """
 import sys, threading
 from api.observability.identity import ServiceInfo
@@ -241,6 +244,7 @@ def work(n):
 threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
 for t in threads: t.start()
 for t in threads: t.join()
+access_logger().info("http.request", thread=-1, i=-1)
 """
     writer = subprocess.Popen(
         [sys.executable, "-c", script, str(pad)],
@@ -257,8 +261,65 @@ for t in threads: t.join()
     access = [line for line in lines if line.get("event") == "http.request"]
     assert {(line["thread"], line["i"]) for line in access} == {
         (n, i) for n in range(8) for i in range(1000)
-    }
-    assert len(access) == 8 * 1000
+    } | {(-1, -1)}
+    assert len(access) == 8 * 1000 + 1
+    # each thread's lines in the order it wrote them
+    for n in range(8):
+        assert [line["i"] for line in access if line["thread"] == n] == list(range(1000))
+
+
+def _pipe_as_stdout(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[int]]:
+    """sys.stdout made the write end of a pipe; returns a function reading the `n` field of
+    every line written since it was last called."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    monkeypatch.setattr(sys, "stdout", os.fdopen(write_fd, "w"))
+
+    def written() -> list[int]:
+        data = b""
+        while True:
+            try:
+                chunk = os.read(read_fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return [json.loads(line)["n"] for line in data.splitlines()]
+
+    return written
+
+
+def test_access_lines_go_out_from_the_writer_thread_a_burst_or_a_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_StdoutLines`: a line waits for the writer thread (every `FLUSH_SECONDS`), unless
+    `MAX_PENDING` lines wait (then the thread that added the last writes them all) or
+    `flush` is called; always in order."""
+    written = _pipe_as_stdout(monkeypatch)
+    slow = obs_logging._StdoutLines("test.access")
+    slow.FLUSH_SECONDS = 3600.0  # its writer thread sleeps through this test
+    for n in range(slow.MAX_PENDING - 1):
+        slow.msg(b'{"n": %d}' % n)
+    assert written() == []
+    slow.msg(b'{"n": %d}' % (slow.MAX_PENDING - 1))
+    assert written() == list(range(slow.MAX_PENDING))
+    slow.msg(b'{"n": 1000}')
+    slow.msg(b'{"n": 1001}')
+    assert written() == []
+    slow.flush()
+    assert written() == [1000, 1001]
+
+    fast = obs_logging._StdoutLines("test.access")
+    fast.FLUSH_SECONDS = 0.01
+    fast.msg(b'{"n": 7}')
+    seen: list[int] = []
+    for _ in range(500):  # up to 5 s on a busy machine
+        seen += written()
+        if seen:
+            break
+        time.sleep(0.01)
+    assert seen == [7]
 
 
 def test_console_format_is_for_humans(

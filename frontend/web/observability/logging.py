@@ -22,18 +22,22 @@ swaps the JSON renderer for structlog's ConsoleRenderer.
 The per-request access line (`access_logger()`) is the one hot line: it takes structlog's
 documented fast path (structlog docs, "Performance": `make_filtering_bound_logger`,
 `cache_logger_on_first_use`, orjson rendering to bytes) with the same fields, no stdlib
-`LogRecord`, no frame walking and no lock: one `os.write` per line (`_StdoutLines`, in place
-of structlog's `BytesLogger`).
+`LogRecord`, no frame walking, no lock per line, and no write(2) on the request's thread: the
+lines are written together every few milliseconds (`_StdoutLines`, in place of structlog's
+`BytesLogger`).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import select
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import MutableMapping
 from types import TracebackType
 from typing import Any, Literal, TextIO
@@ -54,6 +58,7 @@ __all__ = [
     "clear_request_context",
     "configure_logging",
     "current_context",
+    "flush_access_lines",
     "make_handler",
     "redact_secrets",
 ]
@@ -155,54 +160,150 @@ _CHAIN: list[Processor] = []
 
 
 class _StdoutLines:
-    """The access line's structlog logger: each line is ONE `os.write` to the file descriptor
-    of the *current* `sys.stdout` (pytest swaps it per test; a logger bound to the stream of
-    the moment would later write to a closed file), with no lock and no flush.
+    """The access line's structlog logger: the lines of one process, written by a writer
+    thread to the file descriptor of the *current* `sys.stdout` (pytest swaps it per test;
+    a logger bound to the stream of the moment would later write to a closed file).
 
-    structlog's `BytesLogger` takes a lock per file around write and flush. In gunicorn's
-    gthread workers that lock became a convoy: a thread that released the GIL for the write
-    syscall waits for the GIL again while holding the lock, and every other request thread
-    waits behind it (py-spy of a frontend worker under the dashboard's load: 34 % of the
-    samples on that lock, docs/performance.md, section 13). One write(2) of a whole line is
-    not interleaved with another's (Linux serialises writes to one regular file, and a pipe
-    keeps a write of up to PIPE_BUF bytes whole). A longer line (a client's long user agent
-    or path) may be split on a pipe, so those take a lock among themselves. A stream without
-    a descriptor (pytest's capsys) gets `write` and `flush` instead.
+    Why not a write per line: every write(2) releases the GIL, and under load the request
+    thread that wrote waits for it again while the others run. py-spy of a frontend worker
+    under the dashboard's load put 22 % of the samples on that one `os.write` per line, and
+    structlog's `BytesLogger` (a lock around write and flush) 34 %; written when no request
+    was in flight or every 8 lines, still 10-30 % (docs/performance.md, sections 13 and 14).
+    So a request thread only queues its line (`deque.append`, thread-safe), and the lines go
+    out:
+
+    - every `FLUSH_SECONDS` (the writer thread, started in each process with its first line:
+      threads do not survive a fork, so gunicorn's workers start their own);
+    - at once, from the request thread, when `MAX_PENDING` lines wait (a burst: bounded
+      memory);
+    - when the process exits (`flush`: atexit, gunicorn's worker_exit, the backend's serve).
+
+    A crash that skips the last (SIGKILL, the OOM killer) loses the lines of at most the last
+    `FLUSH_SECONDS`, the way nginx's `access_log ... buffer= flush=` loses its buffer. The
+    lines go out in writes of at most PIPE_BUF bytes: Linux keeps one write(2) to a regular
+    file whole, and a pipe (a container's stdout) one of up to PIPE_BUF bytes, so lines of
+    the gunicorn workers sharing one stdout never interleave. A longer line (a client's long
+    user agent or path) is written alone; on a pipe it may then be split by another
+    process's write. A stream without a descriptor (pytest's capsys) gets each line at once
+    through `write` and `flush`.
     """
+
+    FLUSH_SECONDS = 0.05
+    MAX_PENDING = 256
 
     def __init__(self, name: str) -> None:
         self.name = name  # structlog.stdlib.add_logger_name reads it
-        self._long_lines = threading.Lock()
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # Also after a fork: the parent's waiting lines are the parent's to write, its writer
+        # thread is not in the child, and a lock held at the fork would stay locked.
+        self._pending: deque[bytes] = deque()  # append and popleft are thread-safe
+        self._writer: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._writing = threading.Lock()  # one writer at a time: lines in order
 
     def msg(self, message: bytes) -> None:
         line = message + b"\n"
         stream = sys.stdout
         try:
-            fd = stream.fileno()
+            stream.fileno()
         except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-            buffer = getattr(stream, "buffer", None)
-            if buffer is None:  # a text-only stream (some test harnesses)
-                stream.write(line.decode())
-            else:
-                buffer.write(line)
-            stream.flush()
+            self.flush(wait=True)
+            _write_to_stream(stream, line)
             return
-        view = memoryview(line)
-        if len(line) <= select.PIPE_BUF:
-            view = view[os.write(fd, view) :]  # whole (see the class doc), short only on error
-            if not view:
-                return
-        with self._long_lines:
-            while view:  # a blocking descriptor takes it all, unless a signal interrupts
-                view = view[os.write(fd, view) :]
+        self._pending.append(line)
+        if self._writer is None:
+            self._start_writer()
+        if len(self._pending) >= self.MAX_PENDING:
+            self.flush(wait=False)
 
     debug = info = warning = error = critical = exception = log = msg
+
+    def _start_writer(self) -> None:
+        with self._starting:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_periodically, name="access-lines", daemon=True
+                )
+                self._writer.start()
+
+    def _write_periodically(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_SECONDS)
+            try:
+                self.flush(wait=False)
+            except Exception:
+                self._pending.clear()
+
+    def flush(self, wait: bool = True) -> None:
+        """Write every waiting line, in order, in writes of at most PIPE_BUF bytes.
+
+        `wait=False` (a request thread): now, or leave them to the thread already writing
+        (never wait for it: a thread blocked on a lock held across a write(2) is the convoy
+        this class exists to avoid); that thread looks again after it let go, so a line
+        added meanwhile is never left behind. `wait=True` (exit, tests): all of them are
+        out when it returns."""
+        while self._pending:
+            if not self._writing.acquire(blocking=wait):
+                return
+            try:
+                self._drain()
+            finally:
+                self._writing.release()
+
+    def _drain(self) -> None:
+        stream = sys.stdout
+        try:
+            fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        chunk: list[bytes] = []
+        size = 0
+        while self._pending:
+            line = self._pending.popleft()
+            if chunk and size + len(line) > select.PIPE_BUF:
+                _write_all(fd, stream, b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            _write_all(fd, stream, b"".join(chunk))
+
+
+def _write_to_stream(stream: TextIO, data: bytes) -> None:
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # a text-only stream (some test harnesses)
+        stream.write(data.decode())
+    else:
+        buffer.write(data)
+    stream.flush()
+
+
+def _write_all(fd: int | None, stream: TextIO, data: bytes) -> None:
+    if fd is None:
+        _write_to_stream(stream, data)
+        return
+    view = memoryview(data)
+    while view:  # a blocking descriptor takes it all, unless a signal interrupts
+        view = view[os.write(fd, view) :]
+
+
+# One per process, whatever `configure_logging` re-creates: its waiting lines stay in order.
+_LINES = _StdoutLines(ACCESS_LOGGER)
+atexit.register(_LINES.flush)
+
+
+def flush_access_lines() -> None:
+    """Write the access lines still waiting (before the process exits; tests)."""
+    _LINES.flush()
 
 
 def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
     """structlog's fast path for the access line: its level fixed now (the stdlib level of
     `ACCESS_LOGGER`, i.e. LOG_LEVEL, or nothing when that logger is disabled), rendered to
-    bytes by orjson and written by `_StdoutLines` (one write per line, no lock)."""
+    bytes by orjson and written by `_StdoutLines` (in batches, see there)."""
     stdlib = logging.getLogger(ACCESS_LOGGER)
     level = logging.CRITICAL + 1 if stdlib.disabled else stdlib.getEffectiveLevel()
     final: list[Processor] = (
@@ -219,7 +320,7 @@ def _make_access_logger(log_format: LogFormat) -> FilteringBoundLogger:
     )
     chain = [p for p in _processors(log_format) if not isinstance(p, skip)]
     logger: FilteringBoundLogger = structlog.wrap_logger(
-        _StdoutLines(ACCESS_LOGGER),
+        _LINES,
         processors=[*chain, *final],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
