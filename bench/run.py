@@ -31,7 +31,9 @@ BENCH_SCALE=N (`make bench SCALE=N`): the database holds N years of flights
 (`load-demo-data --scale N`, 336,776 a year); the template is cached per N.
 
 Environment: BENCH_USERS=20, BENCH_WARMUP=3 (s), BENCH_DURATION=12 (s, split over BENCH_ROUNDS=3),
-BENCH_DUCKDB_RUNS=50 (20 at BENCH_SCALE>1),
+BENCH_DUCKDB_RUNS=50 (20 at BENCH_SCALE>1), BENCH_PROFILE=<comma list of stacks, e.g. on,off>
+(after each scenario's rounds, one more window of BENCH_PROFILE_SECONDS=8 per named stack
+with py-spy attached: bench/profiles.py; raw samples in reports/profiles/),
 BENCH_MODES=on,off,peer, BENCH_SCENARIOS=<comma list of names>, BENCH_SCALE=1,
 BENCH_TIMEOUT=1050 (s, whole run; 2100 with BENCH_SCALE>1), BENCH_WRITE_DOCS=1 (0: leave
 docs/performance.md alone), BENCH_LABEL=<text in the report>.
@@ -53,6 +55,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +65,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+import profiles  # noqa: E402  (bench/)
 from otlp_receiver import OTLPReceiver  # noqa: E402
 from percentiles import percentile  # noqa: E402  (bench/, this script's directory)
 
@@ -87,6 +91,10 @@ MAX_ID = FLIGHTS_PER_YEAR * SCALE
 HARD_TIMEOUT = int(os.environ.get("BENCH_TIMEOUT") or ("1050" if SCALE == 1 else "2100"))
 SUFFIX = "" if SCALE == 1 else f"-x{SCALE}"  # report files of a size run
 WRITE_DOCS = os.environ.get("BENCH_WRITE_DOCS", "1") != "0"
+PROFILE = [m.strip() for m in os.environ.get("BENCH_PROFILE", "").split(",") if m.strip()]
+PROFILE_SECONDS = float(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
+PROFILES = REPORTS / "profiles"
+PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 LABEL = os.environ.get("BENCH_LABEL", "")
 
 
@@ -431,6 +439,31 @@ def wait_until_idle(pid: int, limit: float = 30.0) -> None:
             return
 
 
+def profile_scenario(name: str, scenario: Scenario, stack: Stack, mode: str, path: str) -> Any:
+    """One more window of `scenario` on `stack` (not measured) with py-spy attached to the
+    service it loads for PROFILE_SECONDS after a 1 s warm-up; the raw samples go to
+    reports/profiles/, and the row of `profiles.table` is returned."""
+    proc = next(p for p in stack.procs if p.name == scenario.service)
+    backend_url = stack.url("backend") or proc.url
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    out = PROFILES / f"{slug}{SUFFIX}-{mode}-{scenario.service}.txt"
+    load = threading.Thread(
+        target=run_scenario,
+        args=(proc.url, path, scenario, backend_url, 1.0, PROFILE_SECONDS + 1.0),
+        daemon=True,
+    )
+    load.start()
+    time.sleep(1.0)
+    argv = [str(PY_SPY), "record", "--nonblocking", "-r", "100", "-d", f"{PROFILE_SECONDS:g}",
+            "-f", "raw", "-o", str(out), "--pid", str(proc.popen.pid)]  # fmt: skip
+    if scenario.service == "frontend":
+        argv.append("--subprocesses")  # the gunicorn workers
+    subprocess.run(argv, capture_output=True, timeout=PROFILE_SECONDS + 60, check=True)
+    load.join(timeout=PROFILE_SECONDS + 60)
+    samples, shares = profiles.summarize(out)
+    return (name, mode, scenario.service, samples, shares)
+
+
 def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One scenario's figures from its rounds on one stack: requests, failures, writes and
     seconds summed, rps over the summed windows, exact p50/p95/p99 over every response."""
@@ -633,6 +666,9 @@ def main() -> int:
     receiver: CountingReceiver | None = None
     results: dict[str, dict[str, dict[str, Any]]] = {}
     spans: dict[str, int] = {}
+    profiled: list[Any] = []
+    if PROFILE:
+        PROFILES.mkdir(parents=True, exist_ok=True)
     try:
         raw_db = work / "raw.db"
         shutil.copyfile(template, raw_db)
@@ -686,6 +722,10 @@ def main() -> int:
                     )
                     if scenario.writes_per_second:
                         wait_until_idle(stacks[mode].procs[0].popen.pid)
+            for mode in PROFILE:
+                if mode in paths:
+                    row = profile_scenario(name, scenario, stacks[mode], mode, paths[mode])
+                    profiled.append(row)
             for mode, measured in rounds.items():
                 results[mode][name] = r = merge_rounds(measured)
                 log(
@@ -705,9 +745,13 @@ def main() -> int:
         if receiver is not None:
             receiver.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report = render_report(
-        info, table(results, raw), spans, raw, size_targets(results) if SCALE > 1 else ""
-    )
+    extra = size_targets(results) if SCALE > 1 else ""
+    if profiled:
+        extra += (
+            f"\nWhere the time goes (py-spy, {PROFILE_SECONDS:g} s per row after the rounds, "
+            "share of active samples, bench/profiles.py):\n\n" + profiles.table(profiled)
+        )
+    report = render_report(info, table(results, raw), spans, raw, extra.strip())
     print(report)
     (REPORTS / f"bench{SUFFIX}.md").write_text(report)
     (REPORTS / f"bench{SUFFIX}.json").write_text(
