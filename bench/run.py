@@ -458,8 +458,14 @@ def profile_scenario(name: str, scenario: Scenario, stack: Stack, mode: str, pat
             "-f", "raw", "-o", str(out), "--pid", str(proc.popen.pid)]  # fmt: skip
     if scenario.service == "frontend":
         argv.append("--subprocesses")  # the gunicorn workers
-    subprocess.run(argv, capture_output=True, timeout=PROFILE_SECONDS + 60, check=True)
+    try:
+        subprocess.run(argv, capture_output=True, timeout=PROFILE_SECONDS + 60, check=True)
+    except (OSError, subprocess.SubprocessError) as error:  # no py-spy, no ptrace: no row
+        log(f"telemetry {mode}: {name}: py-spy failed, no profile: {error!r}")
+        out.write_text("")
     load.join(timeout=PROFILE_SECONDS + 60)
+    if scenario.writes_per_second:
+        wait_until_idle(stack.procs[0].popen.pid)  # as after a measured round with writes
     samples, shares = profiles.summarize(out)
     return (name, mode, scenario.service, samples, shares)
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.db.lifecycle import lifecycle_of
 from api.main import create_app, open_database
+from api.observability import logging as obs_logging
 from api.settings import Settings
 
 # The key the test clients send (BACKEND_API_KEY); tests of the refusal send none.
@@ -60,6 +61,14 @@ def api_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """`BACKEND_API_KEY` for tests that read the environment (`get_settings()`); a test of its
     absence deletes it."""
     monkeypatch.setenv("BACKEND_API_KEY", API_KEY)
+
+
+@pytest.fixture(autouse=True)
+def access_lines_written() -> Iterator[None]:
+    """The access lines a test logged are written before it ends (the writer thread would
+    write them within 50 ms, perhaps into the next test's captured output)."""
+    yield
+    obs_logging.flush_access_lines()
 
 
 class ReadyTestClient(TestClient):

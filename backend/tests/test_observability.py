@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -320,6 +321,79 @@ def test_access_lines_go_out_from_the_writer_thread_a_burst_or_a_flush(
             break
         time.sleep(0.01)
     assert seen == [7]
+
+
+def test_a_flush_waits_for_the_write_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: `flush` returned at once when the writer thread had taken the last lines
+    off the queue but not yet written them, so at exit they were lost."""
+    written = _pipe_as_stdout(monkeypatch)
+    write_all = obs_logging._write_all
+
+    def slow_write_all(*args: Any) -> None:
+        time.sleep(0.3)
+        write_all(*args)
+
+    monkeypatch.setattr(obs_logging, "_write_all", slow_write_all)
+    lines = obs_logging._StdoutLines("test.access")
+    lines.FLUSH_SECONDS = 0.01
+    lines.msg(b'{"n": 1}')
+    time.sleep(0.1)  # the writer thread has taken the line and is writing it
+    lines.flush()
+    assert written() == [1]
+
+
+def test_waiting_lines_go_to_the_stream_they_were_logged_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: lines logged under one `sys.stdout` were written to the next (a test's
+    access line in the following test's captured output)."""
+    first = _pipe_as_stdout(monkeypatch)
+    lines = obs_logging._StdoutLines("test.access")
+    lines.FLUSH_SECONDS = 3600.0
+    lines.msg(b'{"n": 1}')
+    second = _pipe_as_stdout(monkeypatch)
+    lines.msg(b'{"n": 2}')
+    assert first() == [1]
+    lines.flush()
+    assert second() == [2]
+
+
+def test_the_queue_is_bounded_while_stdout_does_not_drain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the writer stuck in a write (a log reader that stopped reading), a request
+    thread waits once `MAX_QUEUED` lines wait, instead of filling the memory."""
+    written = _pipe_as_stdout(monkeypatch)
+    lines = obs_logging._StdoutLines("test.access")
+    lines.FLUSH_SECONDS = 3600.0
+    total = lines.MAX_QUEUED + 10
+    lines.msg(b'{"n": 0}')  # (the first line also notes the stream)
+    lines._writing.acquire()  # the write in progress that does not end
+
+    def log() -> None:
+        for n in range(1, total):
+            lines.msg(b'{"n": %d}' % n)
+
+    logger = threading.Thread(target=log, daemon=True)
+    logger.start()
+    time.sleep(0.5)
+    assert logger.is_alive() and len(lines._pending) == lines.MAX_QUEUED
+    lines._writing.release()
+    logger.join(timeout=10)
+    lines.flush()
+    assert written() == list(range(total))
+
+
+def test_a_failing_stdout_loses_lines_not_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # every write now fails with EPIPE (SIGPIPE is ignored by Python)
+    monkeypatch.setattr(sys, "stdout", os.fdopen(write_fd, "w"))
+    lines = obs_logging._StdoutLines("test.access")
+    lines.FLUSH_SECONDS = 3600.0
+    for n in range(lines.MAX_QUEUED + 1):  # a burst, and the wait for it
+        lines.msg(b'{"n": %d}' % n)
+    lines.flush()
+    assert not lines._pending
 
 
 def test_console_format_is_for_humans(

@@ -9,6 +9,7 @@ from flask import Flask
 
 from tests.fake_backend import FakeBackend
 from web import create_app
+from web.observability import logging as obs_logging
 from web.settings import Settings
 
 
@@ -17,6 +18,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def access_lines_written() -> Iterator[None]:
+    """The access lines a test logged are written before it ends (the writer thread would
+    write them within 50 ms, perhaps into the next test's captured output)."""
+    yield
+    obs_logging.flush_access_lines()
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ the host, which is why the app still needs ``ProxyFix``.
 :class:`AllowedHosts` then answers 400 to a request whose host is not in ``ALLOWED_HOSTS``
 (Werkzeug's own ``get_host`` check, the one behind Flask's ``TRUSTED_HOSTS``), before Flask
 builds a request: no URL, link or redirect is ever made for a foreign host. It runs ahead of
-Flask because inside Flask the check raises from wherever the host is first read (the
-OpenTelemetry hooks read it outside any error handler: a 500).
+Flask because inside Flask the check raises from wherever the host is first read (a hook
+outside any error handler: a 500).
 """
 
 from __future__ import annotations

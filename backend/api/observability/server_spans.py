@@ -124,5 +124,7 @@ class ServerSpans:
             if error is not None:
                 span.record_exception(error)
             span.set_status(StatusCode.ERROR)
-        otel_context.detach(token)
-        span.end()
+        try:
+            span.end()
+        finally:  # whatever happens, the next request on this thread starts without it
+            otel_context.detach(token)

@@ -34,12 +34,9 @@ from .identity import ServiceInfo
 
 log = structlog.get_logger(__name__)
 
-# Probes and scrapes are never traced: these paths exactly (the backend's server spans test
-# the path, instrumentation.py). The instrumentations match EXCLUDED_URLS' regexes with
-# re.search against the full URL (scheme://host/path?query), so they are anchored on the path:
-# a bare "health" would also exclude e.g. "/flights?origin=healthy".
+# Probes and scrapes are never traced: these paths exactly, compared with the request's path
+# (instrumentation.py of each service), so "/flights?origin=healthy" is traced.
 UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/health", "/metrics"})
-EXCLUDED_URLS = ",".join(rf"^[a-z]+://[^/]+{path}(\?.*)?$" for path in sorted(UNTRACED_PATHS))
 
 # The stable HTTP semantic conventions (http.request.method, http.response.status_code,
 # url.path, server.address, ...) and never the old names, whatever OTEL_SEMCONV_STABILITY_OPT_IN

@@ -50,8 +50,12 @@ def start_server_span(
         "url.scheme": scheme,
         "url.path": path,
     }
-    if host := environ.get("HTTP_HOST"):
-        attributes.update(host_attributes(host, scheme))
+    # The Host header, else the server's own name and port (PEP 3333), as the backend does.
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    attributes.update(host_attributes(host, scheme))
     protocol = environ.get("SERVER_PROTOCOL", "")
     if protocol.startswith("HTTP/"):
         attributes["network.protocol.version"] = protocol[5:]

@@ -161,8 +161,9 @@ _CHAIN: list[Processor] = []
 
 class _StdoutLines:
     """The access line's structlog logger: the lines of one process, written by a writer
-    thread to the file descriptor of the *current* `sys.stdout` (pytest swaps it per test;
-    a logger bound to the stream of the moment would later write to a closed file).
+    thread to the file descriptor of `sys.stdout` as it was when they were logged (pytest
+    swaps it per test; a logger bound to the stream of its creation would later write to a
+    closed file).
 
     Why not a write per line: every write(2) releases the GIL, and under load the request
     thread that wrote waits for it again while the others run. py-spy of a frontend worker
@@ -174,22 +175,30 @@ class _StdoutLines:
 
     - every `FLUSH_SECONDS` (the writer thread, started in each process with its first line:
       threads do not survive a fork, so gunicorn's workers start their own);
-    - at once, from the request thread, when `MAX_PENDING` lines wait (a burst: bounded
-      memory);
-    - when the process exits (`flush`: atexit, gunicorn's worker_exit, the backend's serve).
+    - from the request thread, when `MAX_PENDING` lines wait (a burst), unless the writer
+      thread is writing; when `MAX_QUEUED` wait (a stdout that does not drain), the request
+      thread waits until they are written, as a blocking write did before: memory stays
+      bounded and a stalled log reader slows the service instead of filling its memory;
+    - when `sys.stdout` is another stream than the waiting lines' (tests), first;
+    - when the process exits (`flush`: atexit, gunicorn's worker_exit, the backend's serve;
+      waiting at most `EXIT_WAIT_SECONDS` for a write in progress).
 
     A crash that skips the last (SIGKILL, the OOM killer) loses the lines of at most the last
-    `FLUSH_SECONDS`, the way nginx's `access_log ... buffer= flush=` loses its buffer. The
-    lines go out in writes of at most PIPE_BUF bytes: Linux keeps one write(2) to a regular
-    file whole, and a pipe (a container's stdout) one of up to PIPE_BUF bytes, so lines of
-    the gunicorn workers sharing one stdout never interleave. A longer line (a client's long
-    user agent or path) is written alone; on a pipe it may then be split by another
-    process's write. A stream without a descriptor (pytest's capsys) gets each line at once
-    through `write` and `flush`.
+    `FLUSH_SECONDS`, the way nginx's `access_log ... buffer= flush=` loses its buffer; a write
+    that fails (a closed stdout) loses its own lines, never the request. The lines go out in
+    writes of at most PIPE_BUF bytes: Linux keeps one write(2) to a regular file whole, and a
+    pipe (a container's stdout) one of up to PIPE_BUF bytes, so lines of the gunicorn workers
+    sharing one stdout never interleave (each worker writes every 50 ms: across workers the
+    lines are in time order only within those 50 ms; each line has its timestamp). A longer
+    line (a client's long user agent or path) is written alone; on a pipe it may then be
+    split by another process's write. A stream without a descriptor (pytest's capsys) gets
+    each line at once through `write` and `flush`.
     """
 
     FLUSH_SECONDS = 0.05
     MAX_PENDING = 256
+    MAX_QUEUED = 8 * MAX_PENDING
+    EXIT_WAIT_SECONDS = 1.0
 
     def __init__(self, name: str) -> None:
         self.name = name  # structlog.stdlib.add_logger_name reads it
@@ -200,6 +209,7 @@ class _StdoutLines:
         # Also after a fork: the parent's waiting lines are the parent's to write, its writer
         # thread is not in the child, and a lock held at the fork would stay locked.
         self._pending: deque[bytes] = deque()  # append and popleft are thread-safe
+        self._stream: TextIO | None = None  # the stream the waiting lines are for
         self._writer: threading.Thread | None = None
         self._starting = threading.Lock()
         self._writing = threading.Lock()  # one writer at a time: lines in order
@@ -207,17 +217,19 @@ class _StdoutLines:
     def msg(self, message: bytes) -> None:
         line = message + b"\n"
         stream = sys.stdout
+        if stream is not self._stream:
+            self.flush(wait=-1)  # the waiting lines to the stream they were logged for
+            self._stream = stream
         try:
             stream.fileno()
         except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-            self.flush(wait=True)
-            _write_to_stream(stream, line)
+            _write_all(None, stream, line)  # (a closed stream: the line is lost, not the request)
             return
         self._pending.append(line)
         if self._writer is None:
             self._start_writer()
         if len(self._pending) >= self.MAX_PENDING:
-            self.flush(wait=False)
+            self.flush(wait=-1 if len(self._pending) >= self.MAX_QUEUED else 0)
 
     debug = info = warning = error = critical = exception = log = msg
 
@@ -232,29 +244,33 @@ class _StdoutLines:
     def _write_periodically(self) -> None:
         while True:
             time.sleep(self.FLUSH_SECONDS)
-            try:
-                self.flush(wait=False)
-            except Exception:
-                self._pending.clear()
+            self.flush(wait=0)
 
-    def flush(self, wait: bool = True) -> None:
+    def flush(self, wait: float = EXIT_WAIT_SECONDS) -> None:
         """Write every waiting line, in order, in writes of at most PIPE_BUF bytes.
 
-        `wait=False` (a request thread): now, or leave them to the thread already writing
-        (never wait for it: a thread blocked on a lock held across a write(2) is the convoy
-        this class exists to avoid); that thread looks again after it let go, so a line
-        added meanwhile is never left behind. `wait=True` (exit, tests): all of them are
-        out when it returns."""
-        while self._pending:
-            if not self._writing.acquire(blocking=wait):
+        `wait`: how long (s) to wait for a write in progress in another thread; -1 without
+        limit. With 0 (a request thread, the writer thread) the lines are left to the
+        thread writing, which looks again after it let go, so a line added meanwhile is never
+        left behind: a thread blocked on a lock held across a write(2) is the convoy this
+        class exists to avoid. Otherwise (exit, tests) every line logged before the call is
+        out when it returns, unless that wait ran out."""
+        while True:
+            if wait:
+                acquired = self._writing.acquire(timeout=wait)
+            else:
+                acquired = self._writing.acquire(blocking=False)
+            if not acquired:
                 return
             try:
                 self._drain()
             finally:
                 self._writing.release()
+            if not self._pending:
+                return
 
     def _drain(self) -> None:
-        stream = sys.stdout
+        stream = self._stream or sys.stdout
         try:
             fd: int | None = stream.fileno()
         except (AttributeError, OSError, ValueError):
@@ -282,12 +298,16 @@ def _write_to_stream(stream: TextIO, data: bytes) -> None:
 
 
 def _write_all(fd: int | None, stream: TextIO, data: bytes) -> None:
-    if fd is None:
-        _write_to_stream(stream, data)
-        return
-    view = memoryview(data)
-    while view:  # a blocking descriptor takes it all, unless a signal interrupts
-        view = view[os.write(fd, view) :]
+    """Write `data` whole; on an error (a closed stdout) these lines are lost, nothing else."""
+    try:
+        if fd is None:
+            _write_to_stream(stream, data)
+            return
+        view = memoryview(data)
+        while view:  # a blocking descriptor takes it all, unless a signal interrupts
+            view = view[os.write(fd, view) :]
+    except (OSError, ValueError):
+        pass
 
 
 # One per process, whatever `configure_logging` re-creates: its waiting lines stay in order.
