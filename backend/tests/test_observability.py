@@ -328,18 +328,25 @@ def test_a_flush_waits_for_the_write_in_progress(monkeypatch: pytest.MonkeyPatch
     off the queue but not yet written them, so at exit they were lost."""
     written = _pipe_as_stdout(monkeypatch)
     write_all = obs_logging._write_all
+    writing, proceed = threading.Event(), threading.Event()
 
-    def slow_write_all(*args: Any) -> None:
-        time.sleep(0.3)
+    def held_write_all(*args: Any) -> None:
+        writing.set()
+        proceed.wait(10)
         write_all(*args)
 
-    monkeypatch.setattr(obs_logging, "_write_all", slow_write_all)
+    monkeypatch.setattr(obs_logging, "_write_all", held_write_all)
     lines = obs_logging._StdoutLines("test.access")
     lines.FLUSH_SECONDS = 0.01
     lines.msg(b'{"n": 1}')
-    time.sleep(0.1)  # the writer thread has taken the line and is writing it
-    lines.flush()
-    assert written() == [1]
+    assert writing.wait(10)  # the writer thread has taken the line and is writing it
+    flusher = threading.Thread(target=lines.flush)
+    flusher.start()
+    flusher.join(timeout=0.2)
+    assert flusher.is_alive()  # the flush waits for that write...
+    proceed.set()
+    flusher.join(timeout=10)
+    assert written() == [1]  # ...and returns once the line is out
 
 
 def test_waiting_lines_go_to_the_stream_they_were_logged_for(
@@ -376,7 +383,11 @@ def test_the_queue_is_bounded_while_stdout_does_not_drain(
 
     logger = threading.Thread(target=log, daemon=True)
     logger.start()
-    time.sleep(0.5)
+    for _ in range(1000):  # up to 10 s on a busy machine
+        if len(lines._pending) >= lines.MAX_QUEUED:
+            break
+        time.sleep(0.01)
+    logger.join(timeout=0.2)
     assert logger.is_alive() and len(lines._pending) == lines.MAX_QUEUED
     lines._writing.release()
     logger.join(timeout=10)

@@ -2,7 +2,7 @@
 (service-specific; the frontend's file of the same name does it for a WSGI request).
 
 One SERVER span per HTTP request outside `UNTRACED_PATHS`, opened by our request middleware
-(`requests.py`) with the rules of `server_spans.py`.
+(`requests.py`) with the rules of `server_spans.py`; this module only reads the scope.
 
 Why our own and not FastAPI's (`FastAPI(telemetry=...)`, fastapi/telemetry/_asgi.py
 `NativeTelemetry`, 0.165.0): that one is built for every case FastAPI serves (websockets,
@@ -25,13 +25,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry import propagate
 from opentelemetry.propagators.textmap import Getter
 from starlette.types import Scope
 
-from .metrics import OTHER_METHOD
-from .server_spans import ServerSpans, Started, host_attributes, redacted_query
-from .tracing import UNTRACED_PATHS
+from .server_spans import ServerSpans, Started, host_attributes
 
 Headers = Iterable[tuple[bytes, bytes]]
 
@@ -79,25 +76,18 @@ def start_server_span(
 ) -> Started | None:
     """Start the server span of the ASGI request `scope` and make it current; None for an
     untraced path. `method`, `route`: the middleware's labels (`_OTHER`, `unmatched`)."""
-    path = scope.get("path", "")
-    if path in UNTRACED_PATHS:
-        return None
-    headers = scope.get("headers", ())
-    parent = propagate.extract(headers, getter=_HEADERS)
-    attributes: dict[str, Any] = {
-        "http.request.method": method,
-        "url.scheme": scope.get("scheme", "http"),
-        "url.path": path,
-        **server_attributes(scope),
-    }
-    if scope.get("http_version"):
-        attributes["network.protocol.version"] = scope["http_version"]
-    if query := scope.get("query_string", b"").decode("latin-1"):
-        attributes["url.query"] = redacted_query(query)
-    if method == OTHER_METHOD:
-        attributes["http.request.method_original"] = scope.get("method", "")
-    if client:
-        attributes["client.address"], attributes["client.port"] = client[0], client[1]
-    if user_agent:
-        attributes["user_agent.original"] = user_agent
-    return spans.start(method, route, parent, attributes)
+    return spans.start(
+        method=method,
+        route=route,
+        path=scope.get("path", ""),
+        carrier=scope.get("headers", ()),
+        getter=_HEADERS,
+        scheme=scope.get("scheme", "http"),
+        server=server_attributes(scope),
+        query=scope.get("query_string", b"").decode("latin-1"),
+        protocol=scope.get("http_version") or "",
+        method_original=scope.get("method", ""),
+        client_address=client[0] if client else None,
+        client_port=client[1] if client else None,
+        user_agent=user_agent,
+    )

@@ -2,8 +2,8 @@
 
 This file is identical in both services (`tests/test_shared_files.py`). Each service's request
 telemetry opens and closes the spans (the backend's ASGI middleware, the frontend's Flask
-hooks); how its server's request becomes the attributes below lives in the service's
-`instrumentation.py`.
+hooks); how its server's request (an ASGI scope, a WSGI environ) becomes the arguments of
+`ServerSpans.start` lives in the service's `instrumentation.py`.
 
 The rules are the stable HTTP semantic conventions as FastAPI 0.165.0 applies them
 (fastapi/telemetry/_asgi.py, `NativeTelemetry`; the functions below cite its lines): named
@@ -23,11 +23,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, StatusCode, TracerProvider
 
 from .metrics import OTHER_METHOD, UNMATCHED_ROUTE
+from .tracing import UNTRACED_PATHS
 
 # The stable HTTP conventions' schema, as FastAPI 0.165.0 states it (_asgi.py, _SCHEMA_URL).
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
@@ -87,15 +89,54 @@ class ServerSpans:
         self._tracer = provider.get_tracer(scope, version, schema_url=SCHEMA_URL)
 
     def start(
-        self, method: str, route: str, parent: Context, attributes: dict[str, Any]
-    ) -> Started:
-        """Start the server span and make it current; returns what `end` needs.
+        self,
+        *,
+        method: str,
+        route: str,
+        path: str,
+        carrier: Any,
+        getter: Getter[Any],
+        scheme: str,
+        server: dict[str, Any],
+        query: str,
+        protocol: str,
+        method_original: str,
+        client_address: str | None,
+        client_port: int | None,
+        user_agent: str,
+    ) -> Started | None:
+        """Start the server span of a request and make it current; None for an untraced path
+        (`UNTRACED_PATHS`). Returns what `end` needs.
 
-        `method` is the request telemetry's label (`_OTHER` for a non-standard method),
-        `route` its route template or `unmatched`, `parent` the context extracted from the
-        request's headers, `attributes` the request's (this adds `http.route`).
+        `method` is the request telemetry's label (`_OTHER` for a non-standard method, then
+        `method_original` is recorded), `route` its route template or `unmatched`; `carrier`
+        and `getter` hold the request's headers for the propagators (the parent);
+        `server` is `host_attributes` or the server's socket; `query` the raw query string,
+        `protocol` the HTTP version (`1.1`), both empty when unknown; a client field that is
+        empty or None is left out.
         """
+        if path in UNTRACED_PATHS:
+            return None
+        parent = propagate.extract(carrier, getter=getter)
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.scheme": scheme,
+            "url.path": path,
+            **server,
+        }
+        if protocol:
+            attributes["network.protocol.version"] = protocol
+        if query:
+            attributes["url.query"] = redacted_query(query)
         name = "HTTP" if method == OTHER_METHOD else method
+        if method == OTHER_METHOD:
+            attributes["http.request.method_original"] = method_original
+        if client_address:
+            attributes["client.address"] = client_address
+        if client_port is not None:
+            attributes["client.port"] = client_port
+        if user_agent:
+            attributes["user_agent.original"] = user_agent
         if route != UNMATCHED_ROUTE:
             attributes["http.route"] = route
             name = f"{name} {route}"

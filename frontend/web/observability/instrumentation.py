@@ -10,8 +10,8 @@ Why our own and not opentelemetry-instrumentation-flask (0.66b1, which the front
 session 19): per request it builds the attributes twice (`collect_request_attributes` in its
 WSGI wrapper and in `_before_request`), matches the excluded URLs three times against
 `request.url` (the full URL, built for it), sets every attribute a second time, attaches a
-second context for SQLCommenter and wraps `start_response`; measured in one process, it was
-about two thirds of what telemetry cost a dashboard page (docs/performance.md, section 14).
+second context for SQLCommenter and wraps `start_response` (its cost: docs/performance.md,
+section 14).
 It also took the Host header whole as `server.address` (`localhost:8080`, with
 `server.port` 80 from the socket); here it is split as semconv says (`host_attributes`).
 Differences kept from it: the span starts once Flask has matched the route (the WSGI
@@ -22,15 +22,10 @@ for its host, a 400 with no access line either, has no span), and there is no `c
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Request
-from opentelemetry import propagate
 from opentelemetry.instrumentation.wsgi import wsgi_getter
 
-from .metrics import OTHER_METHOD
-from .server_spans import ServerSpans, Started, host_attributes, redacted_query
-from .tracing import UNTRACED_PATHS
+from .server_spans import ServerSpans, Started, host_attributes
 
 
 def start_server_span(
@@ -39,32 +34,26 @@ def start_server_span(
     """Start the server span of the Flask `request` and make it current; None for an untraced
     path. `method`, `route`: the request hooks' labels (`_OTHER`, `unmatched`). Reads the WSGI
     environ as `TrustedProxyFix` left it (a trusted proxy's scheme, host and client address)."""
-    path = request.path
-    if path in UNTRACED_PATHS:
-        return None
     environ = request.environ
-    parent = propagate.extract(environ, getter=wsgi_getter)
     scheme = environ.get("wsgi.url_scheme", "http")
-    attributes: dict[str, Any] = {
-        "http.request.method": method,
-        "url.scheme": scheme,
-        "url.path": path,
-    }
     # The Host header, else the server's own name and port (PEP 3333), as the backend does.
     host = (
         environ.get("HTTP_HOST")
         or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
     )
-    attributes.update(host_attributes(host, scheme))
     protocol = environ.get("SERVER_PROTOCOL", "")
-    if protocol.startswith("HTTP/"):
-        attributes["network.protocol.version"] = protocol[5:]
-    if query := environ.get("QUERY_STRING"):
-        attributes["url.query"] = redacted_query(query)
-    if method == OTHER_METHOD:
-        attributes["http.request.method_original"] = request.method[:32]
-    if client := request.remote_addr:
-        attributes["client.address"] = client
-    if user_agent := environ.get("HTTP_USER_AGENT"):
-        attributes["user_agent.original"] = user_agent
-    return spans.start(method, route, parent, attributes)
+    return spans.start(
+        method=method,
+        route=route,
+        path=request.path,
+        carrier=environ,
+        getter=wsgi_getter,
+        scheme=scheme,
+        server=host_attributes(host, scheme),
+        query=environ.get("QUERY_STRING", ""),
+        protocol=protocol[5:] if protocol.startswith("HTTP/") else "",
+        method_original=request.method[:32],
+        client_address=request.remote_addr,
+        client_port=None,  # behind the proxy it would be the proxy's
+        user_agent=environ.get("HTTP_USER_AGENT", ""),
+    )

@@ -166,10 +166,9 @@ class _StdoutLines:
     closed file).
 
     Why not a write per line: every write(2) releases the GIL, and under load the request
-    thread that wrote waits for it again while the others run. py-spy of a frontend worker
-    under the dashboard's load put 22 % of the samples on that one `os.write` per line, and
-    structlog's `BytesLogger` (a lock around write and flush) 34 %; written when no request
-    was in flight or every 8 lines, still 10-30 % (docs/performance.md, sections 13 and 14).
+    thread that wrote waits for it again while the others run; structlog's `BytesLogger`
+    also held a lock across the write, and batches written by the request threads still
+    queued them (py-spy under the dashboard's load, docs/performance.md, sections 13 and 14).
     So a request thread only queues its line (`deque.append`, thread-safe), and the lines go
     out:
 
@@ -210,6 +209,7 @@ class _StdoutLines:
         # thread is not in the child, and a lock held at the fork would stay locked.
         self._pending: deque[bytes] = deque()  # append and popleft are thread-safe
         self._stream: TextIO | None = None  # the stream the waiting lines are for
+        self._has_fd = False  # whether it has a descriptor (pytest's capsys has none)
         self._writer: threading.Thread | None = None
         self._starting = threading.Lock()
         self._writing = threading.Lock()  # one writer at a time: lines in order
@@ -219,10 +219,8 @@ class _StdoutLines:
         stream = sys.stdout
         if stream is not self._stream:
             self.flush(wait=-1)  # the waiting lines to the stream they were logged for
-            self._stream = stream
-        try:
-            stream.fileno()
-        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            self._stream, self._has_fd = stream, _descriptor(stream) is not None
+        if not self._has_fd:
             _write_all(None, stream, line)  # (a closed stream: the line is lost, not the request)
             return
         self._pending.append(line)
@@ -271,10 +269,7 @@ class _StdoutLines:
 
     def _drain(self) -> None:
         stream = self._stream or sys.stdout
-        try:
-            fd: int | None = stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            fd = None
+        fd = _descriptor(stream)  # asked again: a closed stream's number may now be another file's
         chunk: list[bytes] = []
         size = 0
         while self._pending:
@@ -286,6 +281,13 @@ class _StdoutLines:
             size += len(line)
         if chunk:
             _write_all(fd, stream, b"".join(chunk))
+
+
+def _descriptor(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _write_to_stream(stream: TextIO, data: bytes) -> None:
